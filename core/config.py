@@ -1,0 +1,174 @@
+"""One frozen settings object, read from the environment (and ``.env``) once at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+DEFAULT_WAN_API_BASE = "https://api.freepik.com"
+DEFAULT_DISCORD_API_BASE = "https://discord.com/api/v10"
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """Raised with every configuration problem found, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Secrets are excluded from repr so that logging a Settings never leaks them.
+    discord_token: str = field(repr=False)
+    wan_api_key: str = field(repr=False)
+    wan_api_base: str = DEFAULT_WAN_API_BASE
+    wan_api_key_header: str = "x-freepik-api-key"
+    discord_api_base: str = DEFAULT_DISCORD_API_BASE
+    database_path: Path = Path("data/bot.sqlite3")
+    dev_guild_id: int | None = None
+    # Webhook receiver + /healthz. The HTTP server runs when http_port is not 0.
+    webhook_public_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    http_host: str = "0.0.0.0"  # noqa: S104 - a container must listen on all interfaces
+    http_port: int = 8080
+    # Quota defaults (per guild, overridable by moderators).
+    daily_seconds: int = 60
+    max_concurrent: int = 2
+    hd_multiplier: float = 1.0
+    # Tracker.
+    job_deadline_seconds: int = 1800
+    api_max_rps: float = 8.0
+    api_burst: int = 40
+    message_content_intent: bool = False
+    log_level: str = "INFO"
+
+    @property
+    def webhooks_enabled(self) -> bool:
+        return self.webhook_public_url is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from ``env``; raise :class:`ConfigError` listing every problem."""
+        problems: list[str] = []
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            if value is None:
+                return None
+            value = value.strip()
+            return value or None
+
+        def required(*names: str) -> str:
+            for name in names:
+                value = get(name)
+                if value is not None:
+                    return value
+            alias = f" (or {', '.join(names[1:])})" if len(names) > 1 else ""
+            problems.append(f"{names[0]}{alias} is required but not set")
+            return ""
+
+        def parsed(name: str, default: T, parse: Callable[[str], T], rule: str) -> T:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                return parse(raw)
+            except ValueError:
+                # Never echo the raw value: a misplaced secret must not reach a log.
+                problems.append(f"{name} must be {rule}")
+                return default
+
+        def url(name: str, default: str | None) -> str | None:
+            raw = get(name)
+            if raw is None:
+                return default
+            parts = urlsplit(raw)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                problems.append(f"{name} must be an http(s) URL")
+                return default
+            return raw.rstrip("/")
+
+        def positive_int(raw: str) -> int:
+            value = int(raw)
+            if value <= 0:
+                raise ValueError
+            return value
+
+        def port(raw: str) -> int:
+            value = int(raw)
+            if not 0 <= value <= 65535:
+                raise ValueError
+            return value
+
+        def snowflake(raw: str) -> int:
+            value = int(raw)
+            if value <= 0:
+                raise ValueError
+            return value
+
+        def positive_float(raw: str) -> float:
+            value = float(raw)
+            if not value > 0:
+                raise ValueError
+            return value
+
+        def boolean(raw: str) -> bool:
+            lowered = raw.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+
+        discord_token = required("DISCORD_TOKEN")
+        wan_api_key = required("FREEPIK_API_KEY", "MAGNIFIC_API_KEY")
+        wan_api_base = url("WAN_API_BASE", DEFAULT_WAN_API_BASE) or DEFAULT_WAN_API_BASE
+        default_header = (
+            "x-magnific-api-key"
+            if "magnific" in (urlsplit(wan_api_base).hostname or "")
+            else "x-freepik-api-key"
+        )
+        log_level = (get("LOG_LEVEL") or "INFO").upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            problems.append("LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+            log_level = "INFO"
+
+        settings = cls(
+            discord_token=discord_token,
+            wan_api_key=wan_api_key,
+            wan_api_base=wan_api_base,
+            wan_api_key_header=get("WAN_API_KEY_HEADER") or default_header,
+            discord_api_base=url("DISCORD_API_BASE", DEFAULT_DISCORD_API_BASE)
+            or DEFAULT_DISCORD_API_BASE,
+            database_path=Path(get("DATABASE_PATH") or "data/bot.sqlite3"),
+            dev_guild_id=parsed("DEV_GUILD_ID", None, snowflake, "a Discord server id"),
+            webhook_public_url=url("WEBHOOK_PUBLIC_URL", None),
+            webhook_secret=get("WEBHOOK_SECRET"),
+            http_host=get("HTTP_HOST") or "0.0.0.0",  # noqa: S104
+            http_port=parsed("WEBHOOK_PORT", 8080, port, "a port number 0-65535 (0 = off)"),
+            daily_seconds=parsed(
+                "QUOTA_DAILY_SECONDS", 60, positive_int, "a whole number of seconds > 0"
+            ),
+            max_concurrent=parsed("QUOTA_MAX_CONCURRENT", 2, positive_int, "a whole number > 0"),
+            hd_multiplier=parsed("QUOTA_1080P_MULTIPLIER", 1.0, positive_float, "a number > 0"),
+            job_deadline_seconds=parsed(
+                "JOB_DEADLINE_SECONDS", 1800, positive_int, "a whole number of seconds > 0"
+            ),
+            api_max_rps=parsed("WAN_MAX_RPS", 8.0, positive_float, "a number > 0"),
+            api_burst=parsed("WAN_BURST", 40, positive_int, "a whole number > 0"),
+            message_content_intent=parsed(
+                "MESSAGE_CONTENT_INTENT", False, boolean, "true or false"
+            ),
+            log_level=log_level,
+        )
+        if settings.webhooks_enabled and settings.http_port == 0:
+            problems.append("WEBHOOK_PUBLIC_URL is set but WEBHOOK_PORT is 0 (server off)")
+        if problems:
+            raise ConfigError(problems)
+        return settings

@@ -1,0 +1,114 @@
+"""The WAN 2.7 Reference-to-Video request: documented limits and the exact JSON body.
+
+Everything here is plain data. Validation of user input lives in ``core.references``; this
+module only knows the API's vocabulary and how to say it on the wire.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+# Documented limits (product page + API reference).
+MAX_REFERENCES: Final = 5
+PROMPT_MAX_CHARS: Final = 5000
+NEGATIVE_PROMPT_MAX_CHARS: Final = 500
+ASPECT_RATIOS: Final = ("16:9", "9:16", "1:1", "4:3", "3:4")
+RESOLUTIONS: Final = ("720P", "1080P")
+DURATION_MIN: Final = 2
+DURATION_MAX: Final = 10
+SEED_MIN: Final = 0
+SEED_MAX: Final = 2_147_483_647
+IMAGE_MIN_SIDE_PX: Final = 240
+IMAGE_MAX_SIDE_PX: Final = 8000
+IMAGE_MAX_BYTES: Final = 20 * 1000 * 1000
+VIDEO_MAX_BYTES: Final = 100 * 1000 * 1000
+
+DEFAULT_ASPECT_RATIO: Final = "16:9"
+DEFAULT_RESOLUTION: Final = "1080P"
+DEFAULT_DURATION: Final = 5
+DEFAULT_PROMPT_EXTEND: Final = True
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """One character reference as the API takes it: a media URL and an optional voice clip."""
+
+    url: str
+    voice_url: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        body = {"url": self.url}
+        if self.voice_url is not None:
+            body["reference_voice"] = self.voice_url
+        return body
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Reference:
+        return cls(url=str(data["url"]), voice_url=data.get("reference_voice"))
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """A create-task body. Unset optionals (``None``) are omitted from the JSON."""
+
+    prompt: str
+    image_refs: tuple[Reference, ...] = ()
+    video_refs: tuple[Reference, ...] = ()
+    negative_prompt: str | None = None
+    start_image_url: str | None = None
+    aspect_ratio: str | None = None
+    resolution: str = DEFAULT_RESOLUTION
+    duration: int = DEFAULT_DURATION
+    seed: int | None = None
+    prompt_extend: bool = DEFAULT_PROMPT_EXTEND
+    webhook_url: str | None = field(default=None, compare=False)
+
+    @property
+    def reference_count(self) -> int:
+        return len(self.image_refs) + len(self.video_refs)
+
+    def replace(self, **changes: Any) -> GenerationRequest:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The body for ``POST /v1/ai/reference-to-video/wan-2-7``."""
+        body: dict[str, Any] = {"prompt": self.prompt}
+        if self.webhook_url is not None:
+            body["webhook_url"] = self.webhook_url
+        if self.negative_prompt:
+            body["negative_prompt"] = self.negative_prompt
+        if self.image_refs:
+            body["image_urls"] = [ref.to_json() for ref in self.image_refs]
+        if self.video_refs:
+            body["video_urls"] = [ref.to_json() for ref in self.video_refs]
+        if self.start_image_url is not None:
+            body["start_image_url"] = self.start_image_url
+        # The API ignores aspect_ratio when a start frame is given; don't send a value it ignores.
+        if self.aspect_ratio is not None and self.start_image_url is None:
+            body["aspect_ratio"] = self.aspect_ratio
+        body["resolution"] = self.resolution
+        body["duration"] = self.duration
+        if self.seed is not None:
+            body["seed"] = self.seed
+        body["additional_settings"] = {"prompt_extend": self.prompt_extend}
+        return body
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> GenerationRequest:
+        """Inverse of :meth:`to_json` (used to reload stored jobs)."""
+        extra = body.get("additional_settings") or {}
+        return cls(
+            prompt=str(body["prompt"]),
+            image_refs=tuple(Reference.from_json(r) for r in body.get("image_urls", ())),
+            video_refs=tuple(Reference.from_json(r) for r in body.get("video_urls", ())),
+            negative_prompt=body.get("negative_prompt"),
+            start_image_url=body.get("start_image_url"),
+            aspect_ratio=body.get("aspect_ratio"),
+            resolution=str(body.get("resolution", DEFAULT_RESOLUTION)),
+            duration=int(body.get("duration", DEFAULT_DURATION)),
+            seed=body.get("seed"),
+            prompt_extend=bool(extra.get("prompt_extend", DEFAULT_PROMPT_EXTEND)),
+            webhook_url=body.get("webhook_url"),
+        )

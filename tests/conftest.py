@@ -1,0 +1,1 @@
+"""Shared pytest configuration. Fixtures specific to one area live beside its tests."""
