@@ -1,0 +1,235 @@
+"""The Discord side of a job's life: its status message, its thread, and the delivered video.
+
+Registered with the tracker as its :class:`core.tracker.JobEvents`. Everything is posted as the
+bot's own channel messages (never through an interaction token, which dies after 15 minutes),
+so it works the same for a job resumed after a restart.
+
+Exactly-once posting: the status message, the failure notice and the delivery each carry a
+per-job nonce (Discord then returns the first message instead of a duplicate), and before
+delivering the bot also looks for its own earlier delivery of the job in the thread, for a
+crash that happened longer ago than Discord's nonce window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import discord
+from discord.utils import MISSING
+
+from cogs import presenter
+from cogs.views import delivery_view
+from core.jobs import Job, JobState
+from core.media import UPLOAD_OVERHEAD_BYTES, MediaTooLarge
+from core.tracker import VideoSource
+
+if TYPE_CHECKING:
+    from bot import WanBot
+
+log = logging.getLogger(__name__)
+
+EDIT_INTERVAL_SECONDS = 5.0  # Discord asks for about one edit per message every 5 s
+NO_THREAD_NOTE = (
+    "I can't create a thread here (I need the Create Public Threads permission),"
+    " so the video will be posted in this channel."
+)
+NO_THREAD_POST_NOTE = (
+    "(Posted here because I can't post in the thread: I need Send Messages in Threads.)"
+)
+USERS_ONLY = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False)
+NO_PINGS = discord.AllowedMentions.none()
+Target = discord.TextChannel | discord.Thread | discord.VoiceChannel | discord.StageChannel
+
+
+def status_channel_id(job: Job) -> int:
+    """Where the status message lives: the channel for a thread's starter, else the thread."""
+    if job.thread_id is None or job.thread_id == job.status_message_id:
+        return job.channel_id  # a thread started from a message shares that message's id
+    return job.thread_id
+
+
+class DiscordDelivery:
+    def __init__(self, bot: WanBot, edit_interval: float = EDIT_INTERVAL_SECONDS) -> None:
+        self.bot = bot
+        self._edit_interval = edit_interval
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last_edit: dict[str, float] = {}
+        self._latest: dict[str, Job] = {}
+        self._edits: dict[str, asyncio.Task[None]] = {}
+
+    # ----------------------------------------------------------------- channels
+
+    async def channel(self, channel_id: int) -> Target:
+        channel = self.bot.get_channel(channel_id)
+        if channel is None:
+            channel = await self.bot.fetch_channel(channel_id)
+        if not isinstance(channel, Target):
+            raise TypeError(f"channel {channel_id} cannot hold messages")
+        return channel
+
+    def _lock(self, job_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(job_id, asyncio.Lock())
+
+    # ----------------------------------------------------------------- status message
+
+    async def ensure_status_message(self, job: Job) -> Job:
+        """Post the job's status message (and start its thread) unless that was done already."""
+        async with self._lock(job.id):
+            fresh = await self.bot.store.get_job(job.id)
+            job = fresh or job
+            if job.status_message_id is not None:
+                return job
+            target = await self.channel(job.thread_id or job.channel_id)
+            message = await target.send(
+                content=f"<@{job.user_id}>" if job.thread_id else None,
+                embed=presenter.status_embed(job),
+                nonce=f"st{job.id}",
+                allowed_mentions=USERS_ONLY,
+            )
+            await self.bot.store.set_discord_ids(job.id, status_message_id=message.id)
+            if job.thread_id is None and isinstance(target, discord.TextChannel):
+                await self._start_thread(job, target, message)
+            updated = await self.bot.store.get_job(job.id)
+            return updated or job
+
+    async def _start_thread(
+        self, job: Job, channel: discord.TextChannel, message: discord.Message
+    ) -> None:
+        permissions = channel.permissions_for(channel.guild.me)
+        thread: discord.Thread | None = None
+        if permissions.create_public_threads:
+            try:
+                thread = await message.create_thread(
+                    name=presenter.shorten(f"🎬 {job.request.prompt}", 95),
+                    auto_archive_duration=1440,
+                )
+            except discord.Forbidden:
+                thread = None
+        if thread is None:
+            log.info(
+                "job %s: no thread in channel %s; delivering in the channel", job.id, channel.id
+            )
+            current = await self.bot.store.get_job(job.id)
+            await message.edit(embed=presenter.status_embed(current or job, NO_THREAD_NOTE))
+            return
+        await self.bot.store.set_discord_ids(job.id, thread_id=thread.id)
+
+    def _request_edit(self, job: Job) -> None:
+        """Edit the status message with the newest state, at most once per interval."""
+        self._latest[job.id] = job
+        if job.id in self._edits:
+            return
+        wait = max(self._last_edit.get(job.id, 0.0) + self._edit_interval - time.monotonic(), 0.0)
+        task = asyncio.create_task(self._edit_later(job.id, wait), name=f"status-{job.id}")
+        self._edits[job.id] = task
+
+    async def _edit_later(self, job_id: str, wait: float) -> None:
+        try:
+            await asyncio.sleep(wait)
+            job = self._latest.pop(job_id)
+            if job.status_message_id is None:
+                return
+            target = await self.channel(status_channel_id(job))
+            await target.get_partial_message(job.status_message_id).edit(
+                embed=presenter.status_embed(job)
+            )
+            self._last_edit[job_id] = time.monotonic()
+        except discord.HTTPException as exc:
+            log.warning("job %s: status edit failed (%s)", job_id, exc.status)
+        except Exception:
+            log.exception("job %s: status edit failed", job_id)
+        finally:
+            self._edits.pop(job_id, None)
+            if job_id in self._latest:  # a newer state arrived while editing
+                self._request_edit(self._latest[job_id])
+            elif self._is_finished(job_id):
+                self._forget(job_id)
+
+    def _is_finished(self, job_id: str) -> bool:
+        job = self._latest.get(job_id)
+        return job is None or job.state.is_finished
+
+    def _forget(self, job_id: str) -> None:
+        self._last_edit.pop(job_id, None)
+        self._locks.pop(job_id, None)
+
+    async def close(self) -> None:
+        for task in list(self._edits.values()):
+            task.cancel()
+        await asyncio.gather(*self._edits.values(), return_exceptions=True)
+
+    # ----------------------------------------------------------------- JobEvents
+
+    async def job_changed(self, job: Job) -> None:
+        job = await self.ensure_status_message(job)
+        self._request_edit(job)
+        if job.state in (JobState.FAILED, JobState.CANCELLED):
+            target = await self.channel(job.thread_id or job.channel_id)
+            await target.send(
+                presenter.failure_text(job), nonce=f"fl{job.id}", allowed_mentions=USERS_ONLY
+            )
+
+    async def deliver(self, job: Job, video: VideoSource) -> int:
+        job = await self.ensure_status_message(job)
+        channel = await self.channel(job.channel_id)
+        target = await self.channel(job.thread_id) if job.thread_id else channel
+        earlier = await self._earlier_delivery(target, job)
+        if earlier is not None:
+            log.info("job %s: already delivered as message %s", job.id, earlier)
+            return earlier
+        try:
+            return await self._post(job, video, target)
+        except discord.Forbidden:
+            if target is channel:
+                raise
+            log.warning("job %s: cannot post in thread %s; using the channel", job.id, target.id)
+            return await self._post(job, video, channel, note=NO_THREAD_POST_NOTE)
+
+    async def _post(
+        self, job: Job, video: VideoSource, target: Target, note: str | None = None
+    ) -> int:
+        limit = target.guild.filesize_limit
+        suffix = f"\n{note}" if note else ""
+        reference = None
+        if note and job.status_message_id is not None:
+            reference = target.get_partial_message(job.status_message_id)
+
+        async def send(text: str, file: discord.File = MISSING) -> int:
+            message: discord.Message = await target.send(
+                text + suffix,
+                file=file,
+                embed=presenter.delivery_embed(job),
+                view=delivery_view(job),
+                nonce=job.delivery_nonce,
+                allowed_mentions=USERS_ONLY,
+                reference=reference if reference is not None else MISSING,
+            )
+            return message.id
+
+        try:
+            async with video.open(max(limit - UPLOAD_OVERHEAD_BYTES, 0)) as downloaded:
+                file = discord.File(downloaded.path, filename=downloaded.filename)
+                return await send(presenter.delivery_text(job), file)
+        except MediaTooLarge as exc:
+            return await send(presenter.link_text(job, video.url, exc.size, limit))
+        except discord.HTTPException as exc:
+            if exc.code != 40005:  # request entity too large: the server's limit is lower
+                raise
+            return await send(presenter.link_text(job, video.url, None, limit))
+
+    async def _earlier_delivery(self, target: Target, job: Job) -> int | None:
+        """The bot's own delivery of this job, if a crash hid it from the database."""
+        me = self.bot.user
+        if me is None:
+            return None
+        marker = presenter.delivery_marker(job)
+        try:
+            async for message in target.history(limit=25):
+                if message.author.id == me.id and marker in message.content:
+                    return message.id
+        except discord.HTTPException:
+            return None  # no Read Message History: rely on the nonce
+        return None

@@ -1,0 +1,72 @@
+"""The one error policy for app commands, as a CommandTree subclass.
+
+- the user's fault (bad input, quota, bans, checks): their message, ephemeral, nothing spent;
+- the operator's fault (bad API key, no credits): a generic message, and a loud log line;
+- anything else: an error id shown to the user, the traceback logged once with that id.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import discord
+from discord import app_commands
+
+from core.errors import UserError
+from core.wan import WanOperatorError
+
+log = logging.getLogger(__name__)
+
+OPERATOR_MESSAGE = (
+    "The video service is not available right now; the bot's operator has been told."
+    " Nothing was charged."
+)
+
+
+def describe_error(error: BaseException) -> tuple[str, bool]:
+    """(message for the user, whether it was unexpected)."""
+    original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(original, UserError):
+        return original.message, False
+    if isinstance(original, app_commands.MissingPermissions | app_commands.CheckFailure):
+        text = str(original) or "You are not allowed to use this command."
+        return text, False
+    if isinstance(original, app_commands.CommandOnCooldown):
+        return f"Slow down: try again in {original.retry_after:.0f} s.", False
+    if isinstance(original, WanOperatorError):
+        log.error("OPERATOR ACTION NEEDED: the WAN API refused the bot: %s", original)
+        return OPERATOR_MESSAGE, False
+    return "", True
+
+
+async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
+    """Answer ephemerally whether or not the interaction was already acknowledged."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not tell the user about an error (interaction %s)", interaction.id)
+
+
+async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
+    text, unexpected = describe_error(error)
+    if unexpected:
+        error_id = secrets.token_hex(4)
+        log.error(
+            "unexpected error %s in %s",
+            error_id,
+            interaction.command.qualified_name if interaction.command else "an interaction",
+            exc_info=error,
+        )
+        text = f"Something went wrong on our side (error `{error_id}`). Please try again."
+    await send_ephemeral(interaction, text)
+
+
+class BotCommandTree(app_commands.CommandTree[discord.Client]):
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        await report_error(interaction, error)

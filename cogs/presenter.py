@@ -1,0 +1,151 @@
+"""How jobs look in Discord: status embeds, settings lines, delivery and failure texts.
+
+Pure functions from core values to discord.py values; nothing here talks to Discord.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import discord
+
+from core.jobs import Job, JobState
+from core.references import render_label_map
+from core.request import GenerationRequest
+
+_STATE_LINES: dict[JobState, str] = {
+    JobState.RESERVED: "⏳ Queued",
+    JobState.SUBMITTING: "⏳ Queued: sending to the video service",
+    JobState.SUBMITTED: "⏳ Queued at the video service",
+    JobState.RUNNING: "🎨 Generating",
+    JobState.COMPLETED: "📦 Delivering",
+    JobState.DELIVERED: "✅ Done",
+    JobState.FAILED: "❌ Failed",
+    JobState.CANCELLED: "🚫 Cancelled",
+}
+_STATE_COLOURS: dict[JobState, discord.Colour] = {
+    JobState.DELIVERED: discord.Colour.green(),
+    JobState.FAILED: discord.Colour.red(),
+    JobState.CANCELLED: discord.Colour.dark_grey(),
+}
+_EXPIRY = re.compile(r"(?:^|[?&~])(?:exp|ex)=([0-9a-fA-F]+)")
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def settings_line(request: GenerationRequest) -> str:
+    aspect = "from start frame" if request.start_image_url else request.aspect_ratio or "16:9"
+    seed = "random" if request.seed is None else str(request.seed)
+    extend = "on" if request.prompt_extend else "off"
+    return (
+        f"{request.resolution} · {aspect} · {request.duration} s · seed {seed}"
+        f" · prompt extension {extend}"
+    )
+
+
+def state_line(job: Job) -> str:
+    line = _STATE_LINES[job.state]
+    if job.state in (JobState.FAILED, JobState.CANCELLED) and job.error:
+        line += f": {job.error}"
+    if job.state in (JobState.FAILED, JobState.CANCELLED):
+        line += f"\n↩️ Your {job.cost_seconds} s of quota were refunded."
+    return line
+
+
+def status_embed(job: Job, note: str | None = None) -> discord.Embed:
+    embed = discord.Embed(
+        title=f"🎬 Video job {job.id}",
+        description=shorten(job.request.prompt, 1500),
+        colour=_STATE_COLOURS.get(job.state, discord.Colour.blurple()),
+    )
+    embed.add_field(name="State", value=shorten(state_line(job), 1024), inline=False)
+    embed.add_field(name="Settings", value=settings_line(job.request), inline=False)
+    if job.request.negative_prompt:
+        embed.add_field(
+            name="Negative prompt", value=shorten(job.request.negative_prompt, 1024), inline=False
+        )
+    embed.add_field(
+        name="References", value=shorten(render_label_map(job.references), 1024), inline=False
+    )
+    started = int(job.created_at)
+    timing = f"Requested by <@{job.user_id}> <t:{started}:R>"
+    if job.finished_at is not None:
+        timing += f" · took {format_duration(job.finished_at - job.created_at)}"
+    embed.add_field(name="Requester", value=timing, inline=False)
+    if note:
+        embed.add_field(name="Note", value=shorten(note, 1024), inline=False)
+    thumbnail = next((ref.media.url for ref in job.references if ref.kind == "image"), None)
+    if thumbnail:
+        embed.set_thumbnail(url=thumbnail)
+    embed.set_footer(text=f"job {job.id} · {job.origin.value}")
+    return embed
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    minutes, secs = divmod(seconds, 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def accepted_text(job: Job, warnings: tuple[str, ...], label_map: str) -> str:
+    lines = [
+        f"✅ Accepted as job `{job.id}` ({job.cost_seconds} s of your daily quota).",
+        "",
+        "**Labels** (use these names in your prompt):",
+        label_map,
+    ]
+    if warnings:
+        lines += ["", "**Heads-up:**", *(f"- {warning}" for warning in warnings)]
+    return shorten("\n".join(lines), 2000)
+
+
+def delivery_marker(job: Job) -> str:
+    """Text every delivery of ``job`` contains, so an earlier one can be recognised."""
+    return f"your video is ready! (job `{job.id}`)"
+
+
+def delivery_text(job: Job) -> str:
+    return f"<@{job.user_id}> {delivery_marker(job)}"
+
+
+def link_text(job: Job, url: str, size: int | None, limit: int) -> str:
+    size_part = f" ({size / 1_048_576:.1f} MB)" if size else ""
+    expiry = link_expiry(url)
+    lives = f"the link expires <t:{expiry}:R>" if expiry else "the link expires within about a day"
+    return (
+        f"<@{job.user_id}> {delivery_marker(job)}\n"
+        f"It is too large to upload here{size_part}; this server's limit is"
+        f" {limit / 1_048_576:.0f} MB. [Download it here]({url}) ({lives}, so save it soon)."
+    )
+
+
+def link_expiry(url: str) -> int | None:
+    """The Unix expiry a signed URL carries (``exp=<unix>`` or Discord's hex ``ex=``)."""
+    query = urlsplit(url).query
+    match = _EXPIRY.search(query)
+    if match is None:
+        return None
+    raw = match.group(1)
+    try:
+        return int(raw) if raw.isdigit() and len(raw) >= 9 else int(raw, 16)
+    except ValueError:
+        return None
+
+
+def delivery_embed(job: Job) -> discord.Embed:
+    embed = discord.Embed(description=shorten(job.request.prompt, 1000))
+    embed.add_field(name="Settings", value=settings_line(job.request), inline=False)
+    embed.set_footer(text=f"job {job.id}")
+    return embed
+
+
+def failure_text(job: Job) -> str:
+    if job.state is JobState.CANCELLED:
+        head = f"<@{job.user_id}> your video (job `{job.id}`) was cancelled"
+    else:
+        head = f"<@{job.user_id}> your video (job `{job.id}`) could not be made"
+    reason = f": {job.error}" if job.error else "."
+    return f"{head}{reason}\nYour {job.cost_seconds} s of quota were refunded."

@@ -1,0 +1,370 @@
+"""``/video``, replies in a video thread, and the Reroll/Delete buttons.
+
+A thin face: Discord values become core values (``to_core_attachment``, ``requester_of``), core
+does the work (build + validate, accept = rules + quota + persist + track), and the results
+become messages (``cogs.presenter``). Status messages and delivery live in ``cogs.delivery``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import discord
+from discord import app_commands
+from discord.app_commands import Choice, Range
+from discord.ext import commands
+
+from cogs import presenter
+from cogs.cdn import refresh_urls
+from cogs.delivery import DiscordDelivery
+from cogs.errors import describe_error
+from cogs.permissions import is_moderator
+from cogs.views import DeleteButton, RerollButton
+from core.errors import UserError
+from core.jobs import Job, JobOrigin
+from core.references import (
+    Attachment,
+    BuiltRequest,
+    GenerationOptions,
+    ReferenceInput,
+    build_request,
+    pair_slots,
+)
+from core.reply_flags import parse_reply
+from core.request import ASPECT_RATIOS, RESOLUTIONS, SEED_MAX, GenerationRequest
+from core.service import Requester
+
+if TYPE_CHECKING:
+    from bot import WanBot
+
+log = logging.getLogger(__name__)
+
+AUDIO_EXTENSIONS = frozenset({".mp3", ".wav", ".m4a", ".aac", ".ogg", ".opus", ".oga", ".flac"})
+
+
+def to_core_attachment(attachment: discord.Attachment) -> Attachment:
+    return Attachment(
+        url=attachment.url,
+        filename=attachment.filename,
+        content_type=attachment.content_type,
+        size=attachment.size,
+        width=attachment.width,
+        height=attachment.height,
+    )
+
+
+def requester_of(source: discord.Interaction | discord.Message) -> Requester:
+    user = source.user if isinstance(source, discord.Interaction) else source.author
+    channel = source.channel
+    if source.guild is None or channel is None:
+        raise UserError("Videos can only be made in a server.")
+    parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
+    nsfw_source = channel.parent if isinstance(channel, discord.Thread) else channel
+    return Requester(
+        guild_id=source.guild.id,
+        channel_id=channel.id,
+        user_id=user.id,
+        role_ids=[role.id for role in getattr(user, "roles", ())],
+        parent_channel_id=parent_id,
+        channel_is_nsfw=bool(getattr(nsfw_source, "nsfw", False)),
+    )
+
+
+def random_seed() -> int:
+    return random.randint(0, SEED_MAX)
+
+
+def missing_permissions(permissions: discord.Permissions, in_thread: bool) -> list[str]:
+    """What the bot needs in a channel to run a job there, that it lacks."""
+    needed = {
+        "Send Messages in Threads" if in_thread else "Send Messages": (
+            permissions.send_messages_in_threads if in_thread else permissions.send_messages
+        ),
+        "Embed Links": permissions.embed_links,
+        "Attach Files": permissions.attach_files,
+    }
+    return [name for name, present in needed.items() if not present]
+
+
+def options_from(request: GenerationRequest, seed: int | None) -> GenerationOptions:
+    return GenerationOptions(
+        negative_prompt=request.negative_prompt,
+        aspect_ratio=request.aspect_ratio,
+        resolution=request.resolution,
+        duration=request.duration,
+        seed=seed,
+        prompt_extend=request.prompt_extend,
+    )
+
+
+def split_reply_attachments(
+    attachments: Sequence[discord.Attachment],
+) -> tuple[list[ReferenceInput], dict[int, Attachment]]:
+    """New files on a reply: images/videos become refs 1…n, audio files their voices in order."""
+    media: list[Attachment] = []
+    voices: list[Attachment] = []
+    for attachment in attachments:
+        core = to_core_attachment(attachment)
+        is_audio = (attachment.content_type or "").startswith("audio/") or (
+            PurePosixPath(attachment.filename.lower()).suffix in AUDIO_EXTENSIONS
+        )
+        (voices if is_audio else media).append(core)
+    return pair_slots(
+        {slot: att for slot, att in enumerate(media, start=1)},
+        {slot: att for slot, att in enumerate(voices, start=1)},
+    )
+
+
+class VideoCog(commands.Cog, name="Video"):
+    def __init__(self, bot: WanBot) -> None:
+        self.bot = bot
+        self.delivery = DiscordDelivery(bot)
+
+    async def cog_load(self) -> None:
+        self.bot.tracker.set_events(self.delivery)
+        self.bot.add_dynamic_items(RerollButton, DeleteButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(RerollButton, DeleteButton)
+        await self.delivery.close()
+
+    # ----------------------------------------------------------------- /video
+
+    @app_commands.command(
+        name="video", description="Make a short AI video starring your characters"
+    )
+    @app_commands.guild_only()
+    @app_commands.describe(
+        prompt='The scene. Name references as "Image 1", "Video 1"… (numbered within each kind)',
+        ref1="Character reference 1: an image (JPEG/PNG/BMP/WEBP) or a video (MP4/MOV)",
+        ref2="Character reference 2. Images count Image 1, 2…; videos Video 1, 2…, in this order",
+        ref3="Character reference 3 (image or video)",
+        ref4="Character reference 4 (image or video)",
+        ref5="Character reference 5 (image or video)",
+        voice1="Voice clip for reference 1 (MP3/WAV/M4A/OGG)",
+        voice2="Voice clip for reference 2",
+        voice3="Voice clip for reference 3",
+        voice4="Voice clip for reference 4",
+        voice5="Voice clip for reference 5",
+        start_image="First frame of the video (sets the aspect ratio)",
+        negative_prompt="What to avoid, e.g. blurry, watermark, text (max 500 characters)",
+        aspect_ratio="Shape of the video (ignored with a start image)",
+        resolution="720P or 1080P (default 1080P)",
+        duration="Length in seconds, 2-10 (default 5)",
+        seed="Seed for reproducible results (random when empty)",
+        prompt_extend="Let the model enrich your prompt (default on)",
+    )
+    @app_commands.choices(
+        aspect_ratio=[Choice(name=ratio, value=ratio) for ratio in ASPECT_RATIOS],
+        resolution=[Choice(name=resolution, value=resolution) for resolution in RESOLUTIONS],
+    )
+    async def video(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        ref1: discord.Attachment,
+        ref2: discord.Attachment | None = None,
+        ref3: discord.Attachment | None = None,
+        ref4: discord.Attachment | None = None,
+        ref5: discord.Attachment | None = None,
+        voice1: discord.Attachment | None = None,
+        voice2: discord.Attachment | None = None,
+        voice3: discord.Attachment | None = None,
+        voice4: discord.Attachment | None = None,
+        voice5: discord.Attachment | None = None,
+        start_image: discord.Attachment | None = None,
+        negative_prompt: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str = "1080P",
+        duration: Range[int, 2, 10] = 5,
+        seed: Range[int, 0, SEED_MAX] | None = None,
+        prompt_extend: bool = True,
+    ) -> None:
+        # Acknowledge first: everything after may take longer than Discord's 3 seconds.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        who = requester_of(interaction)
+        self._check_channel_permissions(interaction)
+        media = {
+            slot: to_core_attachment(att)
+            for slot, att in enumerate((ref1, ref2, ref3, ref4, ref5), start=1)
+            if att is not None
+        }
+        voices = {
+            slot: to_core_attachment(att)
+            for slot, att in enumerate((voice1, voice2, voice3, voice4, voice5), start=1)
+            if att is not None
+        }
+        references, stray_voices = pair_slots(media, voices)
+        options = GenerationOptions(
+            negative_prompt=negative_prompt,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            duration=duration,
+            seed=seed if seed is not None else random_seed(),
+            prompt_extend=prompt_extend,
+        )
+        built = build_request(
+            prompt,
+            references,
+            options,
+            start_image=to_core_attachment(start_image) if start_image else None,
+            stray_voices=stray_voices,
+        )
+        job = await self.bot.service.accept(who, built)
+        await self._acknowledge(interaction, job, built)
+
+    def _check_channel_permissions(self, interaction: discord.Interaction) -> None:
+        in_thread = isinstance(interaction.channel, discord.Thread)
+        missing = missing_permissions(interaction.app_permissions, in_thread)
+        if missing:
+            raise UserError(
+                "I can't post videos in this channel: I need " + ", ".join(missing) + "."
+                " Ask a moderator, or try another channel. Nothing was charged."
+            )
+
+    async def _acknowledge(
+        self, interaction: discord.Interaction, job: Job, built: BuiltRequest
+    ) -> None:
+        text = presenter.accepted_text(job, built.warnings, built.label_map())
+        job = await self.delivery.ensure_status_message(job)
+        if job.status_message_id is not None:
+            channel_id = (
+                job.channel_id if job.thread_id in (None, job.status_message_id) else job.thread_id
+            )
+            link = (
+                f"https://discord.com/channels/{job.guild_id}/{channel_id}/{job.status_message_id}"
+            )
+            text = presenter.shorten(f"{text}\n\nStatus: {link}", 2000)
+        await interaction.followup.send(text, ephemeral=True)
+
+    # ----------------------------------------------------------------- reuse
+
+    async def _reuse(
+        self,
+        old: Job,
+        prompt: str,
+        options: GenerationOptions,
+        new_files: Sequence[discord.Attachment] = (),
+    ) -> BuiltRequest:
+        """Build a request from ``old``'s references (refreshed links) or from new files."""
+        if new_files:
+            # New characters: the old start frame would not match them, so it is dropped.
+            references, stray = split_reply_attachments(new_files)
+            return build_request(prompt, references, options, stray_voices=stray)
+        urls = [ref.media.url for ref in old.references]
+        urls += [ref.voice.url for ref in old.references if ref.voice is not None]
+        if old.request.start_image_url:
+            urls.append(old.request.start_image_url)
+        fresh = await refresh_urls(self.bot.http, urls)
+        references = [
+            ReferenceInput(
+                slot=ref.slot,
+                media=replace(ref.media, url=fresh[ref.media.url]),
+                voice=replace(ref.voice, url=fresh[ref.voice.url]) if ref.voice else None,
+            )
+            for ref in old.references
+        ]
+        start_image = None
+        if old.request.start_image_url:
+            start_url = fresh[old.request.start_image_url]
+            name = PurePosixPath(urlsplit(start_url).path).name or "start-image.png"
+            start_image = Attachment(url=start_url, filename=name, content_type=None, size=0)
+        return build_request(prompt, references, options, start_image)
+
+    async def reroll(self, interaction: discord.Interaction, job_id: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        who = requester_of(interaction)
+        old = await self._job_here(job_id, who.guild_id)
+        built = await self._reuse(old, old.request.prompt, options_from(old.request, random_seed()))
+        job = await self.bot.service.accept(
+            who, built, origin=JobOrigin.REROLL, parent_job_id=old.id, thread_id=old.thread_id
+        )
+        await self._acknowledge(interaction, job, built)
+
+    async def delete(self, interaction: discord.Interaction, job_id: str) -> None:
+        who = requester_of(interaction)
+        job = await self._job_here(job_id, who.guild_id)
+        member = interaction.user
+        allowed = job.user_id == member.id or (
+            isinstance(member, discord.Member) and await is_moderator(self.bot, member)
+        )
+        if not allowed:
+            raise UserError(
+                "Only the person who asked for this video, or a moderator, can delete it."
+            )
+        if interaction.message is not None:
+            await interaction.message.delete()
+        await interaction.response.send_message("🗑️ Deleted.", ephemeral=True)
+
+    async def _job_here(self, job_id: str, guild_id: int) -> Job:
+        job = await self.bot.store.get_job(job_id)
+        if job is None or job.guild_id != guild_id:
+            raise UserError("That video's job no longer exists.")
+        return job
+
+    # ----------------------------------------------------------------- replies in a thread
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or message.guild is None:
+            return
+        if not isinstance(message.channel, discord.Thread):
+            return
+        me = self.bot.user
+        mentioned = me is not None and any(user.id == me.id for user in message.mentions)
+        # Without the Message Content intent only messages that mention the bot carry text.
+        if not (mentioned or self.bot.settings.message_content_intent):
+            return
+        old = await self.bot.store.latest_job_in_thread(message.channel.id)
+        if old is None:
+            return
+        try:
+            job, built = await self._reply(message, old)
+        except Exception as exc:
+            text, unexpected = describe_error(exc)
+            if unexpected:
+                error_id = secrets.token_hex(4)
+                log.error("unexpected error %s handling a reply", error_id, exc_info=exc)
+                text = f"Something went wrong on our side (error `{error_id}`). Please try again."
+            await self._answer(message, text)
+            return
+        reply = presenter.accepted_text(job, built.warnings, built.label_map())
+        await self._answer(message, reply)
+
+    async def _reply(self, message: discord.Message, old: Job) -> tuple[Job, BuiltRequest]:
+        who = requester_of(message)
+        await self.bot.service.check_allowed(who)  # refuse banned members before any work
+        parsed = parse_reply(message.content, self.bot.user.id if self.bot.user else None)
+        prompt = parsed.prompt or old.request.prompt
+        # A reply asks for a new video: a fresh seed unless the reply names one.
+        seed = parsed.overrides.seed if parsed.overrides.seed is not None else random_seed()
+        options = replace(parsed.overrides.apply(options_from(old.request, None)), seed=seed)
+        built = await self._reuse(old, prompt, options, message.attachments)
+        job = await self.bot.service.accept(
+            who, built, origin=JobOrigin.REPLY, parent_job_id=old.id, thread_id=message.channel.id
+        )
+        return job, built
+
+    @staticmethod
+    async def _answer(message: discord.Message, text: str) -> None:
+        try:
+            await message.reply(
+                presenter.shorten(text, 2000),
+                mention_author=False,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:
+            log.warning(
+                "could not answer a reply in thread %s (%s)", message.channel.id, exc.status
+            )
+
+
+async def setup(bot: WanBot) -> None:
+    await bot.add_cog(VideoCog(bot))

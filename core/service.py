@@ -1,0 +1,152 @@
+"""Accepting requests: the rules a request must pass, then reserve + persist + enqueue.
+
+The Discord side calls this with plain values; it raises :class:`core.errors.UserError`
+subclasses for anything the user should be told, before anything is spent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from core.config import Settings
+from core.errors import Refused
+from core.jobs import Job, JobOrigin, new_job_id
+from core.quota import effective_limits, job_cost
+from core.references import BuiltRequest
+from core.request import RESOLUTIONS
+from core.store import AuditRecord, GuildSettings, NewJob, Store
+from core.tracker import Tracker
+from core.webhooks import new_webhook_token, token_digest, webhook_url_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asks, and where: what the rules need to know, in plain values."""
+
+    guild_id: int
+    channel_id: int  # where the request was made (a thread's id for replies)
+    user_id: int
+    role_ids: Collection[int] = ()
+    parent_channel_id: int | None = None  # for a thread: its parent channel
+    channel_is_nsfw: bool = False
+    is_moderator: bool = False
+
+
+class VideoService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        tracker: Tracker,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.tracker = tracker
+        self._clock = clock
+
+    async def check_allowed(self, who: Requester) -> GuildSettings:
+        """Refuse banned members, paused servers and channels the server's rules exclude."""
+        ban = await self.store.get_ban(who.guild_id, who.user_id)
+        if ban is not None:
+            reason = f" Reason: {ban.reason}" if ban.reason else ""
+            raise Refused(f"You are not allowed to make videos in this server.{reason}")
+        guild = await self.store.guild_settings(who.guild_id)
+        if guild.paused:
+            reason = f" ({guild.pause_reason})" if guild.pause_reason else ""
+            raise Refused(f"Video requests are paused in this server{reason}. Try again later.")
+        rules = await self.store.channel_rules(who.guild_id)
+        channels = {who.channel_id} | ({who.parent_channel_id} if who.parent_channel_id else set())
+        if any(rules.get(channel) == "deny" for channel in channels):
+            raise Refused("Videos can't be made in this channel.")
+        allowed = {channel for channel, rule in rules.items() if rule == "allow"}
+        if allowed and not channels & allowed:
+            where = ", ".join(f"<#{channel}>" for channel in sorted(allowed))
+            raise Refused(f"Videos can only be made in: {where}.")
+        if guild.nsfw_only and not who.channel_is_nsfw:
+            raise Refused("This server allows videos only in age-restricted (NSFW) channels.")
+        return guild
+
+    async def accept(
+        self,
+        who: Requester,
+        built: BuiltRequest,
+        *,
+        origin: JobOrigin = JobOrigin.COMMAND,
+        parent_job_id: str | None = None,
+        thread_id: int | None = None,
+    ) -> Job:
+        """Check the rules, reserve the cost, persist the job and hand it to the tracker."""
+        guild = await self.check_allowed(who)
+        request = built.request
+        if guild.max_duration is not None and request.duration > guild.max_duration:
+            raise Refused(
+                f"This server allows videos of at most {guild.max_duration} s"
+                f" (you asked for {request.duration} s)."
+            )
+        if guild.max_resolution is not None and RESOLUTIONS.index(
+            request.resolution
+        ) > RESOLUTIONS.index(guild.max_resolution):
+            raise Refused(f"This server allows at most {guild.max_resolution} videos.")
+        override = await self.store.user_override(who.guild_id, who.user_id)
+        limits = effective_limits(self.settings, guild, override, who.role_ids)
+        token_hash: str | None = None
+        if self.settings.webhook_public_url is not None:
+            # The URL carries the token; the database keeps only its digest.
+            token = new_webhook_token()
+            token_hash = token_digest(token)
+            request = request.replace(
+                webhook_url=webhook_url_for(self.settings.webhook_public_url, token)
+            )
+        now = self._clock()
+        job = await self.store.create_job(
+            NewJob(
+                id=new_job_id(),
+                guild_id=who.guild_id,
+                channel_id=who.parent_channel_id
+                if thread_id is not None and who.parent_channel_id
+                else who.channel_id,
+                user_id=who.user_id,
+                origin=origin,
+                request=request,
+                references=built.references,
+                cost_seconds=job_cost(request, self.settings.hd_multiplier),
+                deadline_at=now + self.settings.job_deadline_seconds,
+                webhook_token_hash=token_hash,
+                parent_job_id=parent_job_id,
+                thread_id=thread_id,
+            ),
+            limits,
+            now,
+        )
+        log.info(
+            "job %s accepted for user %s in guild %s (%ss)",
+            job.id,
+            who.user_id,
+            who.guild_id,
+            job.cost_seconds,
+        )
+        self.tracker.enqueue(job)
+        return job
+
+    async def cancel(self, job_id: str, guild_id: int, actor_id: int, reason: str) -> Job:
+        job = await self.store.get_job(job_id.strip())
+        if job is None or job.guild_id != guild_id:
+            raise Refused(f"There is no job `{job_id}` in this server.")
+        if job.state.is_finished:
+            raise Refused(f"Job `{job.id}` has already ended ({job.state.value}).")
+        cancelled = await self.tracker.cancel(
+            job.id,
+            reason,
+            audit=AuditRecord(
+                guild_id, actor_id, "cancel", job.id, {"state": job.state.value}, {"reason": reason}
+            ),
+        )
+        if cancelled is None:
+            raise Refused(f"Job `{job.id}` ended before it could be cancelled.")
+        return cancelled
