@@ -401,6 +401,7 @@ class FakeDiscord:
         self.server_errors: list[str] = []
         self.cdn_requests: list[tuple[str, int]] = []
         self.gateway_received: list[JSON] = []  # ops from the bot; IDENTIFY/RESUME token redacted
+        self.gateway_queries: list[dict[str, str]] = []  # ?v=10&encoding=json&compress=...
         self.identify_count = 0
         self.resume_count = 0
 
@@ -1789,6 +1790,7 @@ class FakeDiscord:
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
+        self.gateway_queries.append(dict(request.query))
         connection = _Connection(ws, zlib_stream=request.query.get("compress") == "zlib-stream")
         self._connections.add(connection)
         try:

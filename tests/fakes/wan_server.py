@@ -47,6 +47,7 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import secrets
 import signal
 import struct
@@ -121,6 +122,8 @@ class FakeTask:
     status: str = "CREATED"
     history: list[str] = field(default_factory=lambda: ["CREATED"])
     held_webhooks: list[bytes] = field(default_factory=list)
+    created_at: float = field(default_factory=time.time)
+    finished_at: float | None = None  # when it reached COMPLETED/FAILED (benchmarks measure lag)
 
     @property
     def webhook_url(self) -> str | None:
@@ -133,6 +136,8 @@ class FakeTask:
             "status": self.status,
             "history": list(self.history),
             "body": self.body,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
         }
 
 
@@ -298,12 +303,17 @@ class FakeWanServer:
         media_bytes: int = 64 * 1024,
         media_ttl_seconds: float = 3600.0,
         extra_fields: bool = True,
+        task_spread: float = 0.0,
+        scale_by_duration: bool = False,
     ) -> None:
         self.api_key = api_key
         self.key_headers = tuple(h.lower() for h in key_headers)
         self.host = host
         self.port = port
         self.task_seconds = task_seconds
+        # Run time of a task: task_seconds × uniform(1 ± task_spread) [× duration / 5].
+        self.task_spread = task_spread
+        self.scale_by_duration = scale_by_duration
         self.webhook_secret = webhook_secret
         self.webhook_base64_key = webhook_base64_key
         self.media_bytes = media_bytes
@@ -501,6 +511,8 @@ class FakeWanServer:
             return
         task.status = status
         task.history.append(status)
+        if status in ("COMPLETED", "FAILED"):
+            task.finished_at = time.time()
         log.info("fake task %s -> %s", task.task_id, status)
         self._notify(task)
 
@@ -661,8 +673,17 @@ class FakeWanServer:
         self.tasks[task.task_id] = task
         log.info("fake task %s created", task.task_id)
         if self.task_seconds is not None:
-            self._spawn(self._run_schedule(task, self.task_seconds))
+            self._spawn(self._run_schedule(task, self._run_time(body)))
         return _json({"data": self._task_json(task)})
+
+    def _run_time(self, body: dict[str, Any]) -> float:
+        assert self.task_seconds is not None
+        seconds = self.task_seconds
+        if self.scale_by_duration:
+            seconds *= int(body.get("duration", 5)) / 5
+        if self.task_spread:
+            seconds *= random.uniform(1 - self.task_spread, 1 + self.task_spread)
+        return seconds
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
         items = [{"task_id": t.task_id, "status": t.status} for t in self.tasks.values()]
@@ -723,6 +744,8 @@ class FakeWanServer:
     async def _control_config(self, request: web.Request) -> web.StreamResponse:
         settable = {
             "task_seconds",
+            "task_spread",
+            "scale_by_duration",
             "fail_next_tasks",
             "media_bytes",
             "media_content_type",
@@ -815,6 +838,8 @@ async def _serve(args: argparse.Namespace) -> None:
         task_seconds=None if args.manual else args.task_seconds,
         webhook_secret=args.webhook_secret,
         media_bytes=args.media_bytes,
+        task_spread=args.task_spread,
+        scale_by_duration=args.scale_by_duration,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -833,6 +858,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--webhook-secret", default=None)
     parser.add_argument("--task-seconds", type=float, default=2.0)
     parser.add_argument("--manual", action="store_true", help="tasks move only when told to")
+    parser.add_argument("--task-spread", type=float, default=0.0, help="run time ± this share")
+    parser.add_argument(
+        "--scale-by-duration", action="store_true", help="run time × (video duration / 5)"
+    )
     parser.add_argument("--media-bytes", type=int, default=1024 * 1024)
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)

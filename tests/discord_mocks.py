@@ -1,0 +1,556 @@
+"""Spec'd fakes of discord.py objects, for driving cog callbacks without Discord.
+
+Every fake is a ``MagicMock(spec=<discord class>)``: reading an attribute the real class lacks
+raises ``AttributeError``, and ``isinstance(fake, discord.Member)`` is true, so code under test
+takes the same branches it would with the real thing. Coroutine methods are ``AsyncMock``s.
+
+Build a server, then people and places in it, then an interaction::
+
+    guild = make_guild()
+    mod_role = make_role(guild, permissions=discord.Permissions(manage_guild=True))
+    alice = make_member(guild, roles=[mod_role])
+    channel = make_text_channel(guild)
+    interaction = make_interaction(alice, channel=channel, client=bot)
+    await cog.some_command.callback(cog, interaction, ...)
+    assert "done" in last_reply(interaction).text
+
+What is wired up, so tests don't have to:
+
+- ids are unique, snowflake-sized integers (:func:`next_id`); ``mention`` strings match Discord's;
+- a guild knows its roles, members, channels and threads (``get_role``, ``get_member``,
+  ``get_channel``, ``get_thread``, ``get_channel_or_thread``); ``default_role`` is @everyone, and
+  ``filesize_limit`` follows ``premium_tier`` unless given;
+- a member's ``guild_permissions`` are computed live from their roles, like discord.py does
+  (owner and Administrator get everything), unless given explicitly; ``resolved_permissions``
+  (what an interaction carries) is None unless given;
+- an interaction's ``response`` remembers whether it was used: ``is_done()`` turns true after
+  ``send_message``/``defer``/``edit_message``/…, and a second one raises
+  ``discord.InteractionResponded``, as in discord.py; ``followup.send`` returns a fake
+  ``WebhookMessage``;
+- :func:`replies` / :func:`last_reply` read back what the code sent, as :class:`Reply` values.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from unittest.mock import AsyncMock, MagicMock
+
+import discord
+from discord.ext import commands
+
+_ids = itertools.count(1_180_000_000_000_000_000)
+
+# What a bot typically holds in a channel it works in (threads, uploads, embeds).
+DEFAULT_APP_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    create_public_threads=True,
+    embed_links=True,
+    attach_files=True,
+    read_message_history=True,
+    add_reactions=True,
+)
+DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024  # Discord's default upload limit since 2025
+_TIER_FILESIZE_LIMITS = {
+    0: DEFAULT_FILESIZE_LIMIT,
+    1: DEFAULT_FILESIZE_LIMIT,
+    2: 50 << 20,
+    3: 100 << 20,
+}
+
+
+def next_id() -> int:
+    """A fresh snowflake-sized id."""
+    return next(_ids)
+
+
+def _with_property(mock: MagicMock, name: str, getter: Any) -> None:
+    # Each Mock instance has its own class, so a property set there affects only this fake.
+    setattr(type(mock), name, property(lambda _self: getter()))
+
+
+# ----------------------------------------------------------------- guild, roles, members
+
+
+def make_guild(
+    *,
+    id: int | None = None,
+    name: str = "Test Server",
+    owner_id: int | None = None,
+    premium_tier: int = 0,
+    filesize_limit: int | None = None,
+) -> MagicMock:
+    """A server with an @everyone role and empty member, channel and thread lists."""
+    guild = MagicMock(spec=discord.Guild)
+    guild.id = next_id() if id is None else id
+    guild.name = name
+    guild.owner_id = next_id() if owner_id is None else owner_id
+    guild.premium_tier = premium_tier
+    guild.filesize_limit = (
+        _TIER_FILESIZE_LIMITS.get(premium_tier, DEFAULT_FILESIZE_LIMIT)
+        if filesize_limit is None
+        else filesize_limit
+    )
+    guild.roles = []
+    guild.members = []
+    guild.channels = []
+    guild.threads = []
+    guild.unavailable = False
+    guild.me = None  # set it to a member made with make_member(guild, bot=True) if needed
+
+    def find(items: Iterable[Any], item_id: int) -> Any:
+        return next((item for item in items if item.id == item_id), None)
+
+    guild.get_role.side_effect = lambda role_id: find(guild.roles, role_id)
+    guild.get_member.side_effect = lambda user_id: find(guild.members, user_id)
+    guild.get_channel.side_effect = lambda channel_id: find(guild.channels, channel_id)
+    guild.get_thread.side_effect = lambda thread_id: find(guild.threads, thread_id)
+    guild.get_channel_or_thread.side_effect = lambda channel_id: find(
+        [*guild.channels, *guild.threads], channel_id
+    )
+    everyone = make_role(guild, id=guild.id, name="@everyone", position=0)
+    guild.default_role = everyone
+    return guild
+
+
+def make_role(
+    guild: MagicMock,
+    *,
+    id: int | None = None,
+    name: str = "role",
+    permissions: discord.Permissions | None = None,
+    position: int = 1,
+) -> MagicMock:
+    """A role, added to ``guild.roles``; the role whose id is the guild's id is @everyone."""
+    role = MagicMock(spec=discord.Role)
+    role.id = next_id() if id is None else id
+    role.name = name
+    role.guild = guild
+    role.position = position
+    role.permissions = permissions or discord.Permissions.none()
+    role.mention = "@everyone" if role.id == guild.id else f"<@&{role.id}>"
+    role.managed = False
+    role.is_default.side_effect = lambda: role.id == guild.id
+    guild.roles.append(role)
+    return role
+
+
+def make_member(
+    guild: MagicMock,
+    *,
+    id: int | None = None,
+    name: str = "member",
+    display_name: str | None = None,
+    roles: Sequence[MagicMock] = (),
+    permissions: discord.Permissions | None = None,
+    resolved_permissions: discord.Permissions | None = None,
+    bot: bool = False,
+) -> MagicMock:
+    """A member of ``guild`` (added to ``guild.members``) holding @everyone plus ``roles``.
+
+    ``guild_permissions`` is ``permissions`` when given; otherwise it is computed each time it
+    is read from the member's current roles (so appending to ``member.roles`` takes effect).
+    """
+    member = MagicMock(spec=discord.Member)
+    member.id = next_id() if id is None else id
+    member.name = name
+    member.display_name = display_name or name
+    member.global_name = display_name or name
+    member.mention = f"<@{member.id}>"
+    member.bot = bot
+    member.guild = guild
+    member.roles = [guild.default_role, *roles]
+    member.resolved_permissions = resolved_permissions
+    member.get_role.side_effect = lambda role_id: next(
+        (role for role in member.roles if role.id == role_id), None
+    )
+
+    def computed() -> discord.Permissions:
+        if permissions is not None:
+            return permissions
+        if guild.owner_id == member.id:
+            return discord.Permissions.all()
+        value = 0
+        for role in member.roles:
+            value |= role.permissions.value
+        combined = discord.Permissions(value)
+        return discord.Permissions.all() if combined.administrator else combined
+
+    _with_property(member, "guild_permissions", computed)
+    guild.members.append(member)
+    return member
+
+
+def make_user(*, id: int | None = None, name: str = "user", bot: bool = False) -> MagicMock:
+    """A user outside any server context (a DM, or someone who left)."""
+    user = MagicMock(spec=discord.User)
+    user.id = next_id() if id is None else id
+    user.name = name
+    user.display_name = name
+    user.global_name = name
+    user.mention = f"<@{user.id}>"
+    user.bot = bot
+    return user
+
+
+# ----------------------------------------------------------------- channels, threads, messages
+
+
+def _content(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    return str(args[0] if args else kwargs.get("content") or "")
+
+
+def _wire_messageable(channel: MagicMock) -> None:
+    """``send`` makes a message in ``channel``; ``fetch_message`` finds one sent or raises 404."""
+    sent: list[MagicMock] = []
+
+    async def send(*args: Any, **kwargs: Any) -> MagicMock:
+        message = make_message(channel, content=_content(args, kwargs))
+        sent.append(message)
+        return message
+
+    async def fetch_message(message_id: int) -> MagicMock:
+        for message in sent:
+            if message.id == message_id:
+                return message
+        raise discord.NotFound(MagicMock(status=404, reason="Not Found"), "Unknown Message")
+
+    channel.send = AsyncMock(side_effect=send)
+    channel.fetch_message = AsyncMock(side_effect=fetch_message)
+
+
+def make_text_channel(
+    guild: MagicMock,
+    *,
+    id: int | None = None,
+    name: str = "general",
+    nsfw: bool = False,
+) -> MagicMock:
+    """A text channel in ``guild`` (added to ``guild.channels``).
+
+    ``send`` returns a fake message that ``fetch_message`` can find again (others are a 404);
+    ``create_thread`` returns a fake thread; ``permissions_for(member)`` returns the member's
+    guild permissions (no overwrites).
+    """
+    channel = MagicMock(spec=discord.TextChannel)
+    channel.id = next_id() if id is None else id
+    channel.name = name
+    channel.guild = guild
+    channel.type = discord.ChannelType.text
+    channel.mention = f"<#{channel.id}>"
+    channel.jump_url = f"https://discord.com/channels/{guild.id}/{channel.id}"
+    channel.nsfw = nsfw
+    channel.is_nsfw.return_value = nsfw
+    channel.category = None
+    channel.permissions_for.side_effect = lambda who: who.guild_permissions
+    _wire_messageable(channel)
+    channel.create_thread = AsyncMock(
+        side_effect=lambda *, name, **_kw: make_thread(channel, name=name)
+    )
+    guild.channels.append(channel)
+    return channel
+
+
+def make_thread(
+    parent: MagicMock,
+    *,
+    id: int | None = None,
+    name: str = "thread",
+    owner_id: int | None = None,
+) -> MagicMock:
+    """A public thread in ``parent`` (added to the guild's threads); NSFW follows the parent."""
+    guild = parent.guild
+    thread = MagicMock(spec=discord.Thread)
+    thread.id = next_id() if id is None else id
+    thread.name = name
+    thread.guild = guild
+    thread.parent = parent
+    thread.parent_id = parent.id
+    thread.owner_id = owner_id
+    thread.type = discord.ChannelType.public_thread
+    thread.mention = f"<#{thread.id}>"
+    thread.jump_url = f"https://discord.com/channels/{guild.id}/{thread.id}"
+    thread.archived = False
+    thread.locked = False
+    thread.is_nsfw.side_effect = lambda: parent.is_nsfw()
+    thread.permissions_for.side_effect = lambda who: who.guild_permissions
+    _wire_messageable(thread)
+    guild.threads.append(thread)
+    return thread
+
+
+def make_attachment(
+    *,
+    id: int | None = None,
+    filename: str = "reference.png",
+    content_type: str | None = "image/png",
+    size: int = 250_000,
+    width: int | None = 1024,
+    height: int | None = 1024,
+    url: str | None = None,
+    duration_secs: float | None = None,
+) -> MagicMock:
+    """An attachment with a signed-looking CDN URL (``ex``/``is``/``hm``), as Discord sends."""
+    attachment = MagicMock(spec=discord.Attachment)
+    attachment.id = next_id() if id is None else id
+    attachment.filename = filename
+    attachment.content_type = content_type
+    attachment.size = size
+    attachment.width = width
+    attachment.height = height
+    attachment.duration_secs = duration_secs
+    attachment.ephemeral = False
+    attachment.url = url or (
+        f"https://cdn.discordapp.com/attachments/{next_id()}/{attachment.id}/{filename}"
+        "?ex=6560a000&is=655f5000&hm=0123456789abcdef"
+    )
+    attachment.proxy_url = attachment.url.replace("cdn.discordapp.com", "media.discordapp.net")
+    attachment.read = AsyncMock(return_value=b"")
+    attachment.to_file = AsyncMock(
+        side_effect=lambda **_kw: discord.File(io.BytesIO(b""), filename=filename)
+    )
+    return attachment
+
+
+def make_message(
+    channel: MagicMock,
+    *,
+    id: int | None = None,
+    author: MagicMock | None = None,
+    content: str = "",
+    attachments: Sequence[MagicMock] = (),
+    mentions: Sequence[MagicMock] = (),
+    reference: discord.MessageReference | None = None,
+    embeds: Sequence[discord.Embed] = (),
+) -> MagicMock:
+    """A message in ``channel`` (a text channel or thread) with reply/edit/delete coroutines."""
+    message = MagicMock(spec=discord.Message)
+    message.id = next_id() if id is None else id
+    message.channel = channel
+    message.guild = channel.guild
+    message.author = author
+    message.content = content
+    message.attachments = list(attachments)
+    message.mentions = list(mentions)
+    message.embeds = list(embeds)
+    message.reference = reference
+    message.created_at = datetime.now(UTC)
+    message.jump_url = f"https://discord.com/channels/{channel.guild.id}/{channel.id}/{message.id}"
+
+    async def reply(*args: Any, **kwargs: Any) -> MagicMock:
+        sent: MagicMock = await channel.send(*args, **kwargs)
+        return sent
+
+    message.reply = AsyncMock(side_effect=reply)
+    message.edit = AsyncMock(return_value=message)
+    message.delete = AsyncMock(return_value=None)
+    message.add_reaction = AsyncMock(return_value=None)
+    return message
+
+
+# ----------------------------------------------------------------- bot and interactions
+
+
+def make_bot(*, id: int | None = None, name: str = "WanBot", **services: Any) -> MagicMock:
+    """A ``commands.Bot`` fake; ``services`` become attributes (``store=…``, ``service=…``).
+
+    ``bot.user`` is a ``ClientUser`` fake with a mention; ``add_cog``/``get_cog`` are mocks.
+    """
+    bot = MagicMock(spec=commands.Bot)
+    user = MagicMock(spec=discord.ClientUser)
+    user.id = next_id() if id is None else id
+    user.name = name
+    user.display_name = name
+    user.mention = f"<@{user.id}>"
+    user.bot = True
+    bot.user = user
+    bot.add_cog = AsyncMock(return_value=None)
+    for name_, value in services.items():
+        setattr(bot, name_, value)
+    return bot
+
+
+def _make_response(interaction: MagicMock) -> MagicMock:
+    response = MagicMock(spec=discord.InteractionResponse)
+    state = {"done": False}
+
+    def acknowledge(*_args: Any, **_kwargs: Any) -> None:
+        if state["done"]:
+            raise discord.InteractionResponded(interaction)
+        state["done"] = True
+
+    response.is_done.side_effect = lambda: state["done"]
+    for name in ("send_message", "defer", "edit_message", "send_modal", "autocomplete"):
+        setattr(response, name, AsyncMock(side_effect=acknowledge))
+    return response
+
+
+def make_webhook_message(*, id: int | None = None, content: str = "") -> MagicMock:
+    """What ``followup.send(..., wait=True)`` returns."""
+    message = MagicMock(spec=discord.WebhookMessage)
+    message.id = next_id() if id is None else id
+    message.content = content
+    message.edit = AsyncMock(return_value=message)
+    message.delete = AsyncMock(return_value=None)
+    return message
+
+
+def make_interaction(
+    user: MagicMock,
+    *,
+    guild: MagicMock | None = None,
+    channel: MagicMock | None = None,
+    client: Any = None,
+    app_permissions: discord.Permissions | None = None,
+    filesize_limit: int | None = None,
+    command: Any = None,
+    locale: discord.Locale = discord.Locale.american_english,
+) -> MagicMock:
+    """An application-command interaction by ``user`` (a member, or a user for DMs).
+
+    ``guild`` defaults to the member's guild. ``permissions`` are the user's guild permissions;
+    ``app_permissions`` the bot's (:data:`DEFAULT_APP_PERMISSIONS`); ``filesize_limit`` the
+    guild's upload limit.
+    """
+    interaction = MagicMock(spec=discord.Interaction)
+    if guild is None:
+        guild = getattr(user, "guild", None) if isinstance(user, discord.Member) else None
+    interaction.id = next_id()
+    interaction.token = f"token-{interaction.id}"
+    interaction.application_id = getattr(getattr(client, "user", None), "id", None) or next_id()
+    interaction.type = discord.InteractionType.application_command
+    interaction.user = user
+    interaction.guild = guild
+    interaction.guild_id = None if guild is None else guild.id
+    interaction.channel = channel
+    interaction.channel_id = None if channel is None else channel.id
+    interaction.client = client
+    interaction.command = command
+    interaction.message = None
+    interaction.data = {}
+    interaction.extras = {}
+    interaction.locale = locale
+    interaction.guild_locale = None if guild is None else locale
+    interaction.created_at = datetime.now(UTC)
+    interaction.permissions = (
+        user.guild_permissions if isinstance(user, discord.Member) else discord.Permissions.none()
+    )
+    interaction.app_permissions = app_permissions or DEFAULT_APP_PERMISSIONS
+    if filesize_limit is None:
+        filesize_limit = DEFAULT_FILESIZE_LIMIT if guild is None else guild.filesize_limit
+    interaction.filesize_limit = filesize_limit
+    interaction.response = _make_response(interaction)
+    interaction.followup = MagicMock(spec=discord.Webhook)
+    interaction.followup.send = AsyncMock(
+        side_effect=lambda *a, **kw: make_webhook_message(content=_content(a, kw))
+    )
+    interaction.original_response = AsyncMock(side_effect=lambda: make_webhook_message())
+    interaction.edit_original_response = AsyncMock(side_effect=lambda **kw: make_webhook_message())
+    interaction.delete_original_response = AsyncMock(return_value=None)
+    return interaction
+
+
+def make_component_interaction(
+    user: MagicMock, message: MagicMock | None = None, **kwargs: Any
+) -> MagicMock:
+    """A button/select press on ``message``: like :func:`make_interaction`, type component."""
+    interaction = make_interaction(user, **kwargs)
+    interaction.type = discord.InteractionType.component
+    interaction.message = message
+    return interaction
+
+
+# ----------------------------------------------------------------- reading back what was sent
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message the code sent through an interaction."""
+
+    via: str  # "response", "followup" or "edit"
+    content: str | None = None
+    embeds: tuple[discord.Embed, ...] = ()
+    view: discord.ui.View | None = None
+    files: tuple[discord.File, ...] = ()
+    ephemeral: bool = False
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def embed(self) -> discord.Embed | None:
+        return self.embeds[0] if self.embeds else None
+
+    @property
+    def file(self) -> discord.File | None:
+        return self.files[0] if self.files else None
+
+    @property
+    def text(self) -> str:
+        """Content and every embed's title, description, fields and footer, one per line."""
+        parts = [self.content or ""]
+        for embed in self.embeds:
+            parts += [embed.title or "", embed.description or ""]
+            for embed_field in embed.fields:
+                parts += [embed_field.name or "", embed_field.value or ""]
+            parts.append(embed.footer.text or "")
+        return "\n".join(part for part in parts if part)
+
+
+def _reply(via: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Reply:
+    embeds = list(kwargs.get("embeds") or [])
+    if kwargs.get("embed") is not None:
+        embeds.insert(0, kwargs["embed"])
+    files = list(kwargs.get("files") or [])
+    if kwargs.get("file") is not None:
+        files.insert(0, kwargs["file"])
+    content = args[0] if args else kwargs.get("content")
+    return Reply(
+        via=via,
+        content=content,
+        embeds=tuple(embeds),
+        view=kwargs.get("view"),
+        files=tuple(files),
+        ephemeral=bool(kwargs.get("ephemeral", False)),
+        kwargs=dict(kwargs),
+    )
+
+
+def replies(interaction: MagicMock) -> list[Reply]:
+    """Messages sent for ``interaction``: its response first, then follow-ups, in order."""
+    sent = [
+        _reply("response", call.args, call.kwargs)
+        for call in interaction.response.send_message.await_args_list
+    ]
+    sent += [
+        _reply("followup", call.args, call.kwargs)
+        for call in interaction.followup.send.await_args_list
+    ]
+    return sent
+
+
+def edits(interaction: MagicMock) -> list[Reply]:
+    """Message edits a component interaction answered with (``response.edit_message``)."""
+    return [
+        _reply("edit", call.args, call.kwargs)
+        for call in interaction.response.edit_message.await_args_list
+    ]
+
+
+def last_reply(interaction: MagicMock) -> Reply:
+    """The latest message sent for ``interaction``; fails the test if none was."""
+    sent = replies(interaction)
+    assert sent, "nothing was sent for this interaction"
+    return sent[-1]
+
+
+def was_deferred(interaction: MagicMock, *, ephemeral: bool | None = None) -> bool:
+    """Whether the interaction was deferred (and, if asked, with that ephemerality)."""
+    calls = interaction.response.defer.await_args_list
+    if ephemeral is None:
+        return bool(calls)
+    return any(call.kwargs.get("ephemeral", False) == ephemeral for call in calls)
