@@ -20,7 +20,7 @@ import discord
 from discord.ext import commands
 from dotenv import load_dotenv
 
-from cogs.discord_endpoint import point_discord_at
+from cogs.discord_endpoint import DiscordEndpointError, point_discord_at
 from cogs.errors import BotCommandTree
 from core.config import ConfigError, Settings
 from core.ratelimit import RateLimiter
@@ -126,34 +126,47 @@ def load_settings() -> Settings:
 
 
 async def check(settings: Settings) -> int:
-    """Validate what can be validated without side effects; print a report."""
-    ok = True
-    print(f"configuration: ok ({settings!r})")
+    """Validate the configuration, the Discord token and the API key; print a report."""
+    print(f"configuration: ok ({settings!r})")  # Settings' repr leaves the secrets out
     async with aiohttp.ClientSession() as session:
+        discord_ok = await _check_discord(settings, session)
+        wan_ok = await _check_wan(settings, session)
+    return 0 if discord_ok and wan_ok else 1
+
+
+async def _check_discord(settings: Settings, session: aiohttp.ClientSession) -> bool:
+    try:
         await point_discord_at(settings.discord_api_base, settings.discord_token, session=session)
-        http = discord.http.HTTPClient(asyncio.get_running_loop())
-        try:
-            user = await http.static_login(settings.discord_token)
-            print(f"discord token: ok (logged in as {user['username']}, id {user['id']})")
-        except discord.LoginFailure:
-            print("discord token: REFUSED by Discord (improper token)")
-            ok = False
-        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
-            print(f"discord token: could not check ({type(exc).__name__})")
-            ok = False
-        finally:
-            await http.close()
-        client = make_client(settings, session)
-        try:
-            tasks = await client.list_tasks()
-            print(f"WAN API key: ok ({len(tasks)} task(s) listed)")
-        except WanOperatorError as exc:
-            print(f"WAN API key: REFUSED ({exc})")
-            ok = False
-        except WanError as exc:
-            print(f"WAN API key: could not check ({exc})")
-            ok = False
-    return 0 if ok else 1
+    except (DiscordEndpointError, aiohttp.ClientError, TimeoutError) as exc:
+        print(f"discord: cannot use {settings.discord_api_base} ({exc})")
+        return False
+    http = discord.http.HTTPClient(asyncio.get_running_loop())
+    try:
+        user = await http.static_login(settings.discord_token)
+    except discord.LoginFailure:
+        print("discord token: REFUSED by Discord (improper token)")
+        return False
+    except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
+        print(f"discord token: could not check ({type(exc).__name__})")
+        return False
+    finally:
+        await http.close()
+    print(f"discord token: ok (logged in as {user['username']}, id {user['id']})")
+    return True
+
+
+async def _check_wan(settings: Settings, session: aiohttp.ClientSession) -> bool:
+    client = make_client(settings, session)
+    try:
+        tasks = await client.list_tasks()
+    except WanOperatorError as exc:
+        print(f"WAN API key: REFUSED ({exc})")
+        return False
+    except WanError as exc:
+        print(f"WAN API key: could not check ({exc})")
+        return False
+    print(f"WAN API key: ok ({len(tasks)} task(s) listed at {settings.wan_api_base})")
+    return True
 
 
 async def run(settings: Settings, *, sync_globally: bool) -> None:
@@ -170,9 +183,17 @@ async def run(settings: Settings, *, sync_globally: bool) -> None:
             client=client,
             sync_globally=sync_globally,
         ) as bot:
+            closing: set[asyncio.Task[None]] = set()  # a strong reference until it is done
+
+            def request_stop() -> None:
+                log.info("stop requested; shutting down")
+                task = asyncio.create_task(bot.close())
+                closing.add(task)
+                task.add_done_callback(closing.discard)
+
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, lambda: asyncio.create_task(bot.close()))
+                loop.add_signal_handler(signum, request_stop)
             await bot.start(settings.discord_token)
 
 
@@ -188,7 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.check:
         return asyncio.run(check(settings))
-    asyncio.run(run(settings, sync_globally=args.sync))
+    try:
+        asyncio.run(run(settings, sync_globally=args.sync))
+    except (DiscordEndpointError, discord.LoginFailure, discord.PrivilegedIntentsRequired) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     return 0
 
 

@@ -245,6 +245,8 @@ class AdminCog(commands.Cog, name="Admin"):
         description="Moderator tools for the video bot",
         default_permissions=discord.Permissions(manage_guild=True),
         guild_only=True,
+        # guild_only sets the legacy dm_permission; contexts is what current clients read.
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
     )
     quota = app_commands.Group(
         name="quota", description="A member's quota: see, change, reset, grant", parent=admin
@@ -286,16 +288,20 @@ class AdminCog(commands.Cog, name="Admin"):
     def _record(
         actor: discord.Member, action: str, target: str | None, before: Any, after: Any
     ) -> AuditRecord:
+        return AuditRecord(actor.guild.id, actor.id, action, target, before, after)
+
+    @staticmethod
+    def _done(audit: AuditRecord) -> None:
+        """Log a change once the store has written it (with its audit row)."""
         log.info(
             "guild %s: %s %s by %s: %s -> %s",
-            actor.guild.id,
-            action,
-            target or "server",
-            actor.id,
-            before,
-            after,
+            audit.guild_id,
+            audit.action,
+            audit.target or "server",
+            audit.actor_id,
+            audit.before,
+            audit.after,
         )
-        return AuditRecord(actor.guild.id, actor.id, action, target, before, after)
 
     async def _save_settings(
         self,
@@ -317,6 +323,7 @@ class AdminCog(commands.Cog, name="Admin"):
             actor, action, None, {name: getattr(before, name) for name in changed}, after_values
         )
         await self.bot.store.save_guild_settings(after, self._clock(), audit)
+        self._done(audit)
 
     # ------------------------------------------------------------- /admin quota
 
@@ -352,8 +359,9 @@ class AdminCog(commands.Cog, name="Admin"):
             f" ({source(override.daily_seconds, guild.daily_seconds)})",
             f"Videos at once: {limits.max_concurrent}"
             f" ({source(override.max_concurrent, guild.max_concurrent)})",
-            f"Used today: {status.used} s (net of {granted} s granted today);"
-            f" left: {status.remaining} s; resets <t:{int(status.resets_at.timestamp())}:R>",
+            f"Used today: {status.used} s"
+            + (f" (net of {granted} s granted today)" if granted else "")
+            + f"; left: {status.remaining} s; resets <t:{int(status.resets_at.timestamp())}:R>",
             f"Unfinished jobs: {status.unfinished}",
         ]
         if limits.exempt:
@@ -415,9 +423,10 @@ class AdminCog(commands.Cog, name="Admin"):
             actor, "quota.set", f"user:{user.id}", _override_dict(before), _override_dict(after)
         )
         await store.save_user_override(after, self._clock(), audit)
+        self._done(audit)
 
         def shown(value: int | None, unit: str = "") -> str:
-            return "server default" if value is None else f"{value}{unit}"
+            return "default" if value is None else f"{value}{unit}"
 
         await self._reply(
             interaction,
@@ -445,6 +454,7 @@ class AdminCog(commands.Cog, name="Admin"):
             actor, "quota.reset", f"user:{user.id}", {"used_seconds": used}, {"used_seconds": 0}
         )
         returned = await store.reset_usage(actor.guild.id, user.id, actor.id, now, audit)
+        self._done(audit)
         await self._reply(
             interaction, f"Gave {user.mention} back the {returned} s they used today."
         )
@@ -477,6 +487,7 @@ class AdminCog(commands.Cog, name="Admin"):
             {"used_seconds": used - seconds, "granted": seconds, "note": note},
         )
         await store.grant(actor.guild.id, user.id, seconds, actor.id, now, note, audit)
+        self._done(audit)
         status = await quota_status(
             store, self.bot.settings, actor.guild.id, user.id, role_ids(user), now
         )
@@ -585,6 +596,7 @@ class AdminCog(commands.Cog, name="Admin"):
             {"banned": True, "reason": reason},
         )
         await store.ban(guild_id, user.id, reason, actor.id, self._clock(), audit)
+        self._done(audit)
         text = f"{user.mention} can no longer make videos here."
         if existing is not None:
             text = f"{user.mention} was already banned; the reason is updated."
@@ -620,6 +632,7 @@ class AdminCog(commands.Cog, name="Admin"):
         )
         if not await store.unban(actor.guild.id, user.id, self._clock(), audit):
             raise UserError(f"{user.mention} is not banned here. Nothing was changed.")
+        self._done(audit)
         await self._reply(interaction, f"{user.mention} can make videos here again.")
 
     # ------------------------------------------------------------- /admin pause, resume
@@ -671,6 +684,7 @@ class AdminCog(commands.Cog, name="Admin"):
             actor, action, f"channel:{channel.id}", {"rule": current}, {"rule": rule}
         )
         await store.set_channel_rule(actor.guild.id, channel.id, rule, self._clock(), audit)
+        self._done(audit)
         if rule is None:
             rules.pop(channel.id, None)
         else:

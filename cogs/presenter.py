@@ -29,7 +29,7 @@ _STATE_COLOURS: dict[JobState, discord.Colour] = {
     JobState.FAILED: discord.Colour.red(),
     JobState.CANCELLED: discord.Colour.dark_grey(),
 }
-_EXPIRY = re.compile(r"(?:^|[?&~])(?:exp|ex)=([0-9a-fA-F]+)")
+_EXPIRY = re.compile(r"(?:^|[?&~=])(?:exp|ex)=([0-9a-fA-F]+)")
 
 
 def shorten(text: str, limit: int) -> str:

@@ -28,20 +28,34 @@ What is wired up, so tests don't have to:
   ``discord.InteractionResponded``, as in discord.py; ``followup.send`` returns a fake
   ``WebhookMessage``;
 - :func:`replies` / :func:`last_reply` read back what the code sent, as :class:`Reply` values.
+
+The last section, :func:`open_harness`, puts the real core (settings, store, tracker, service)
+behind a fake bot, with helpers to accept jobs and move them through their states.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock, MagicMock
 
+import aiohttp
 import discord
 from discord.ext import commands
+
+from core.config import Settings
+from core.jobs import Job, JobState
+from core.references import Attachment, GenerationOptions, ReferenceInput, build_request
+from core.service import Requester, VideoService
+from core.store import Store
+from core.tracker import Tracker
+from core.wan import WanClient
 
 _ids = itertools.count(1_180_000_000_000_000_000)
 
@@ -351,6 +365,11 @@ def make_message(
     message.edit = AsyncMock(return_value=message)
     message.delete = AsyncMock(return_value=None)
     message.add_reaction = AsyncMock(return_value=None)
+    if isinstance(channel, discord.TextChannel):
+        # A thread started from a message shares the message's id, as on Discord.
+        message.create_thread = AsyncMock(
+            side_effect=lambda *, name, **_kw: make_thread(channel, id=message.id, name=name)
+        )
     return message
 
 
@@ -554,3 +573,132 @@ def was_deferred(interaction: MagicMock, *, ephemeral: bool | None = None) -> bo
     if ephemeral is None:
         return bool(calls)
     return any(call.kwargs.get("ephemeral", False) == ephemeral for call in calls)
+
+
+# ----------------------------------------------------------------- real core services, fake bot
+#
+# Cog tests drive callbacks against the real store, quota and service: only Discord is faked.
+# The tracker is built but never started, so nothing talks to the WAN API; cancel/fail work.
+
+TEST_ENV: dict[str, str] = {
+    "DISCORD_TOKEN": "test-token",
+    "FREEPIK_API_KEY": "test-key",
+    "WEBHOOK_PORT": "0",
+    "QUOTA_DAILY_SECONDS": "60",
+    "QUOTA_MAX_CONCURRENT": "2",
+}
+TEST_NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
+
+
+class FakeClock:
+    """A clock tests move by hand; pass it wherever code takes ``clock=``."""
+
+    def __init__(self, now: float = TEST_NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class BotHarness:
+    settings: Settings
+    store: Store
+    tracker: Tracker
+    service: VideoService
+    clock: FakeClock
+    bot: MagicMock  # make_bot(...) with settings, store, service, tracker, wan, session
+
+
+@asynccontextmanager
+async def open_harness(
+    db_path: Path, *, env: Mapping[str, str] | None = None, clock: FakeClock | None = None
+) -> AsyncIterator[BotHarness]:
+    """Real ``Settings`` (:data:`TEST_ENV` + ``env``), ``Store``, ``Tracker``, ``VideoService``."""
+    settings = Settings.from_env({**TEST_ENV, "DATABASE_PATH": str(db_path), **(env or {})})
+    clock = clock or FakeClock()
+    async with Store.open(db_path) as store:
+        client = MagicMock(spec=WanClient)
+        session = MagicMock(spec=aiohttp.ClientSession)
+        tracker = Tracker(store, client, session, clock=clock)
+        service = VideoService(settings, store, tracker, clock=clock)
+        bot = make_bot(
+            settings=settings,
+            store=store,
+            service=service,
+            tracker=tracker,
+            wan=client,
+            session=session,
+        )
+        yield BotHarness(settings, store, tracker, service, clock, bot)
+
+
+def requester_for(member: MagicMock, channel: MagicMock) -> Requester:
+    """The core's view of ``member`` asking in ``channel`` (a text channel or a thread)."""
+    parent = getattr(channel, "parent_id", None) if isinstance(channel, discord.Thread) else None
+    return Requester(
+        guild_id=member.guild.id,
+        channel_id=channel.id,
+        user_id=member.id,
+        role_ids=[role.id for role in member.roles],
+        parent_channel_id=parent,
+        channel_is_nsfw=bool(channel.is_nsfw()),
+    )
+
+
+async def accept_job(
+    harness: BotHarness,
+    member: MagicMock,
+    channel: MagicMock,
+    *,
+    prompt: str = "Image 1 waves hello",
+    duration: int = 5,
+    resolution: str = "720P",
+) -> Job:
+    """A job accepted through the real service (rules, quota reservation, persistence)."""
+    reference = ReferenceInput(
+        1,
+        Attachment(
+            url=f"https://cdn.example/{next_id()}.png",
+            filename="ref.png",
+            content_type="image/png",
+            size=100_000,
+            width=1024,
+            height=1024,
+        ),
+    )
+    built = build_request(
+        prompt, [reference], GenerationOptions(duration=duration, resolution=resolution)
+    )
+    return await harness.service.accept(requester_for(member, channel), built)
+
+
+# The legal path from `reserved` to each state.
+_PATHS: dict[JobState, tuple[JobState, ...]] = {
+    JobState.RESERVED: (),
+    JobState.SUBMITTING: (JobState.SUBMITTING,),
+    JobState.SUBMITTED: (JobState.SUBMITTING, JobState.SUBMITTED),
+    JobState.RUNNING: (JobState.SUBMITTING, JobState.SUBMITTED, JobState.RUNNING),
+    JobState.COMPLETED: (JobState.SUBMITTING, JobState.SUBMITTED, JobState.COMPLETED),
+    JobState.DELIVERED: (
+        JobState.SUBMITTING,
+        JobState.SUBMITTED,
+        JobState.COMPLETED,
+        JobState.DELIVERED,
+    ),
+    JobState.FAILED: (JobState.FAILED,),
+    JobState.CANCELLED: (JobState.CANCELLED,),
+}
+
+
+async def move_job(harness: BotHarness, job: Job, target: JobState) -> Job:
+    """Walk a freshly accepted job to ``target`` through legal transitions (refunds included)."""
+    moved: Job | None = job
+    for state in _PATHS[target]:
+        moved = await harness.store.transition(job.id, state, harness.clock())
+        assert moved is not None, f"job {job.id} could not move to {state}"
+    assert moved is not None
+    return moved

@@ -33,13 +33,16 @@ from cogs.discord_endpoint import (
 from tests.fakes.discord_server import FakeDiscord, Intent, MessageFlag, image_size
 
 REROLL_ID = "probe:reroll"
+DONE_ID = "probe:done"
 
 
 def png(width: int, height: int) -> bytes:
     """A real (tiny, black) PNG, so the fake can read its size like Discord does."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     rows = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
@@ -72,9 +75,16 @@ class ProbeView(discord.ui.View):
         self.seen = seen
 
     @discord.ui.button(label="Reroll", style=discord.ButtonStyle.primary, custom_id=REROLL_ID)
-    async def reroll(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+    async def reroll(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Any]
+    ) -> None:
         await interaction.response.send_message("rerolling", ephemeral=True)
         self.seen.put("button", interaction)
+
+    @discord.ui.button(label="Done", custom_id=DONE_ID)
+    async def done(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        await interaction.response.edit_message(content="finished", view=None)  # type 7
+        self.seen.put("done", interaction)
 
 
 def build_bot(fake: FakeDiscord, seen: Seen) -> commands.Bot:
@@ -106,8 +116,24 @@ def build_bot(fake: FakeDiscord, seen: Seen) -> commands.Bot:
         except discord.HTTPException as exc:
             seen.put("slow", exc)
 
-    for command in (video, slow):
-        bot.tree.add_command(command, guild=discord.Object(fake.guild_id))
+    admin = app_commands.Group(name="admin", description="Moderator tools")
+    quota = app_commands.Group(name="quota", description="Quotas", parent=admin)
+
+    @quota.command(name="set", description="Set a member's daily seconds")
+    async def quota_set(
+        interaction: discord.Interaction, user: discord.Member, seconds: int
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        # Fills the ephemeral "thinking" message: ephemeral whatever this call asks for.
+        await interaction.followup.send(f"quota for {user.name}: {seconds}s")
+        await interaction.edit_original_response(content=f"{user.name}: {seconds}s per day")
+        public = await interaction.followup.send("quotas changed", wait=True)
+        seen.put("admin", (interaction, user, seconds, public))
+
+    guild = discord.Object(fake.guild_id)
+    bot.tree.add_command(video, guild=guild)
+    bot.tree.add_command(slow, guild=guild)
+    bot.tree.add_command(admin, guild=guild)
 
     @bot.event
     async def on_message(message: discord.Message) -> None:
@@ -116,6 +142,10 @@ def build_bot(fake: FakeDiscord, seen: Seen) -> commands.Bot:
     @bot.event
     async def on_thread_create(thread: discord.Thread) -> None:
         seen.put("thread", thread)
+
+    @bot.event
+    async def on_guild_update(before: discord.Guild, after: discord.Guild) -> None:
+        seen.put("guild_update", after)
 
     return bot
 
@@ -167,8 +197,8 @@ async def test_endpoint_override_patches_rest_and_gateway(fake: FakeDiscord) -> 
     try:
         gateway = await point_discord_at(fake.api_base + "/", fake.token)
         assert gateway == yarl.URL(fake.gateway_url)
-        assert Route.BASE == fake.api_base
-        assert DiscordWebSocket.DEFAULT_GATEWAY == gateway
+        assert fake.api_base == Route.BASE
+        assert gateway == DiscordWebSocket.DEFAULT_GATEWAY
         assert fake.calls_to("GET", "/gateway/bot")[0].authorized
 
         # Discord's own base restores the defaults without any request.
@@ -214,11 +244,13 @@ async def test_login_ready_and_guild_create(harness: Harness) -> None:
 async def test_slash_command_with_attachments_defer_and_follow_up(harness: Harness) -> None:
     fake, bot, seen = harness.fake, harness.bot, harness.seen
     synced = await bot.tree.sync(guild=discord.Object(fake.guild_id))
-    assert {c.name for c in synced} == {"video", "slow"}
+    assert {c.name for c in synced} == {"video", "slow", "admin"}
     stored = fake.find_command("video")
     assert stored is not None and stored["guild_id"] == str(fake.guild_id)
     assert [o["type"] for o in stored["options"]] == [3, 11, 11]
-    assert fake.command_creations[fake.guild_id] == 2
+    assert fake.command_creations[fake.guild_id] == 3
+    await bot.tree.sync(guild=discord.Object(fake.guild_id))
+    assert fake.command_creations[fake.guild_id] == 3  # a re-sync updates, creates nothing
 
     image = fake.register_file(png(4, 3), "ref one.png")
     extra = fake.register_file(b"\x00" * 64, "clip.mp4", width=640, height=360, duration_secs=2.5)
@@ -262,7 +294,9 @@ async def test_upload_thread_and_post_in_thread(harness: Harness) -> None:
     sent = await channel.send("done", file=discord.File(io.BytesIO(video), "result.mp4"))
 
     upload = fake.calls_to("POST", "/channels/{channel_id}/messages")[-1]
-    assert [(f.field, f.filename, f.size) for f in upload.files] == [("files[0]", "result.mp4", 2000 + 12)]
+    assert [(f.field, f.filename, f.size) for f in upload.files] == [
+        ("files[0]", "result.mp4", 2000 + 12)
+    ]
     assert upload.json["attachments"] == [{"id": 0, "filename": "result.mp4"}]
     stored = fake.message(sent.id)
     assert stored["attachments"][0]["size"] == len(video)
@@ -361,6 +395,9 @@ async def test_upload_too_large_and_server_error(harness: Harness) -> None:
     assert (too_large.value.status, too_large.value.code) == (413, 40005)
 
     fake.upload_limit = None
+    await fake.set_premium_tier(2)
+    guild = await harness.seen.get("guild_update")
+    assert guild.filesize_limit == fake.upload_limit == 50 * 1024 * 1024
     fake.fail_uploads(status=503)
     with pytest.raises(discord.DiscordServerError):
         await channel.send(file=discord.File(io.BytesIO(bytes(16)), "small.mp4"))
@@ -398,6 +435,73 @@ async def test_member_chunk_and_unknown_endpoint(harness: Harness) -> None:
     with pytest.raises(discord.NotFound):
         await bot.http.request(Route("GET", "/channels/{channel_id}/pins", channel_id=1))
     assert [c.path for c in fake.unhandled] == ["/channels/1/pins"]
+
+
+async def test_subcommand_group_ephemeral_defer_and_original_edit(harness: Harness) -> None:
+    fake, bot, seen = harness.fake, harness.bot, harness.seen
+    await bot.tree.sync(guild=discord.Object(fake.guild_id))
+    iid = await fake.dispatch_slash_command(
+        "admin quota set", {"user": fake.member, "seconds": 90}, user=fake.moderator
+    )
+    interaction, user, seconds, public = await seen.get("admin")
+    assert (user.id, seconds) == (fake.member.id, 90)
+    assert (
+        interaction.command is not None and interaction.command.qualified_name == "admin quota set"
+    )
+
+    original, announced = fake.interaction_messages(iid)
+    assert original["content"] == "alice: 90s per day" and original["flags"] & MessageFlag.EPHEMERAL
+    assert original["edited_timestamp"] is not None
+    assert announced["id"] == str(public.id) and not announced["flags"] & MessageFlag.EPHEMERAL
+    assert fake.channel_messages(fake.channel_id) == [announced]
+
+    # The fake refuses what Discord could never send for a synced command.
+    with pytest.raises(ValueError, match="no subcommand"):
+        await fake.dispatch_slash_command("admin quota nope")
+    with pytest.raises(ValueError, match="required options missing"):
+        await fake.dispatch_slash_command("admin quota set", {"seconds": 5})
+
+
+async def test_component_update_then_channel_edit_and_delete(harness: Harness) -> None:
+    fake, seen, channel = harness.fake, harness.seen, harness.channel
+    sent = await channel.send(
+        "rendering", view=ProbeView(seen), file=discord.File(io.BytesIO(b"x" * 10), "a.mp4")
+    )
+    await fake.click_button(sent.id, DONE_ID)
+    await seen.get("done")
+    stored = fake.message(sent.id)
+    assert (stored["content"], stored["components"]) == ("finished", [])
+
+    edited = await sent.edit(content="finished (edited)")
+    assert edited.edited_at is not None and fake.message(sent.id)["content"] == "finished (edited)"
+    url = fake.message(sent.id)["attachments"][0]["url"]
+    await sent.delete()
+    assert sent.id in fake.deleted_messages and sent.id not in fake.messages
+    with pytest.raises(discord.NotFound):  # a deleted message's files go with it
+        await harness.bot.http.get_from_cdn(url)
+
+
+async def test_members_intent_chunks_the_guild_at_start() -> None:
+    async with FakeDiscord() as fake:
+        intents = discord.Intents.default()
+        intents.members = True
+        bot = commands.Bot(command_prefix="!", intents=intents, guild_ready_timeout=0.05)
+        task: asyncio.Task[None] | None = None
+        try:
+            await point_discord_at(fake.api_base, fake.token)
+            await bot.login(fake.token)
+            task = asyncio.create_task(bot.connect())
+            await asyncio.wait_for(bot.wait_until_ready(), 5)
+            guild = bot.get_guild(fake.guild_id)
+            assert guild is not None and guild.chunked
+            moderator = guild.get_member(fake.moderator.id)
+            assert moderator is not None and moderator.guild_permissions.manage_guild
+            assert any(op["op"] == 8 for op in fake.gateway_received)
+        finally:
+            await bot.close()
+            restore_discord_defaults()
+            if task is not None:
+                await asyncio.wait_for(task, 5)
 
 
 def test_image_size_reads_headers() -> None:

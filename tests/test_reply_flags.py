@@ -276,11 +276,13 @@ def flag_sets(draw: st.DrawFn) -> tuple[list[str], Overrides]:
         flags.append(f"{draw(st.sampled_from(['--ar', '--aspect']))} {fields['aspect_ratio']}")
     if draw(st.booleans()):
         fields["resolution"] = draw(st.sampled_from(["720P", "1080P"]))
-        spelled = draw(st.sampled_from([str.upper, str.lower]))(fields["resolution"])
+        resolution = str(fields["resolution"])
+        spelled = resolution.upper() if draw(st.booleans()) else resolution.lower()
         flags.append(f"{draw(st.sampled_from(['--res', '--resolution']))} {spelled}")
     if draw(st.booleans()):
         fields["negative_prompt"] = draw(negative_text)
-        opening, closing = draw(st.sampled_from(['""', "“”", "''", "‘’", '“"']))
+        quotes: str = draw(st.sampled_from(['""', "“”", "''", "‘’", '“"']))
+        opening, closing = quotes[0], quotes[1]
         flags.append(f"--neg {opening}{fields['negative_prompt']}{closing}")
     if draw(st.booleans()):
         fields["prompt_extend"] = draw(st.booleans())

@@ -287,13 +287,10 @@ async def test_a_restart_resumes_reserved_and_completed_jobs(tmp_path: Path) -> 
         reserved = await r.accept()
         other = await r.accept()
         task = await r.tracker.client.create(other.request)
-        for state in (JobState.SUBMITTING, JobState.SUBMITTED):
-            await r.store.transition(
-                other.id,
-                state,
-                other.created_at,
-                **({"task_id": task.task_id} if state is JobState.SUBMITTED else {}),
-            )
+        await r.store.transition(other.id, JobState.SUBMITTING, other.created_at)
+        await r.store.transition(
+            other.id, JobState.SUBMITTED, other.created_at, task_id=task.task_id
+        )
         r.wan.complete(task.task_id)
         await r.store.transition(
             other.id, JobState.COMPLETED, other.created_at, result_url=r.wan.media_url(task.task_id)
@@ -365,9 +362,7 @@ async def test_webhook_completion_delivers_without_polling(tmp_path: Path) -> No
             assert final.poll_count == 0  # the webhook said it; no GET was needed
             assert r.wan.creates[0].json["webhook_url"].startswith(public + "/webhooks/wan/")
             token = r.wan.creates[0].json["webhook_url"].rsplit("/", 1)[1]
-            assert (
-                final.webhook_token_hash is not None and token not in final.webhook_token_hash
-            )
+            assert final.webhook_token_hash is not None and token not in final.webhook_token_hash
             # A forged notification for the same job is refused.
             async with r.session.post(
                 r.wan.creates[0].json["webhook_url"],

@@ -58,7 +58,6 @@ class Perm:
     """Permission bits used by the fake (Discord's values)."""
 
     ADMINISTRATOR = 1 << 3
-    MANAGE_CHANNELS = 1 << 4
     MANAGE_GUILD = 1 << 5
     ADD_REACTIONS = 1 << 6
     VIEW_CHANNEL = 1 << 10
@@ -81,7 +80,6 @@ class Intent:
     GUILD_MEMBERS = 1 << 1
     GUILD_PRESENCES = 1 << 8
     GUILD_MESSAGES = 1 << 9
-    DIRECT_MESSAGES = 1 << 12
     MESSAGE_CONTENT = 1 << 15
     PRIVILEGED = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
 
@@ -319,6 +317,12 @@ class _Ctx:
         except ValueError:
             raise ApiError(404, 0, "404: Not Found") from None
 
+    def query_int(self, name: str, default: int) -> int:
+        try:
+            return int(self.query.get(name, default))
+        except ValueError:
+            raise ApiError(400, 50035, f"Invalid Form Body ({name})") from None
+
 
 class ApiError(Exception):
     def __init__(self, status: int, code: int, message: str) -> None:
@@ -469,6 +473,7 @@ class FakeDiscord:
         self.port = int(self._runner.addresses[0][1])
 
     async def close(self) -> None:
+        """Stop serving. Close the bot first, or discord.py will keep trying to reconnect."""
         for connection in list(self._connections):
             await connection.ws.close(code=1001, message=b"fake Discord closing")
         if self._runner is not None:
@@ -520,7 +525,9 @@ class FakeDiscord:
     ) -> T:
         """Wait until ``predicate()`` (about the fake's state) is truthy and return its value.
 
-        Re-checked after every change the fake sees (a REST call, a gateway op, a dispatch).
+        Re-checked after every change the fake sees (a REST call, a gateway op, a dispatch) and
+        once more at the deadline. The bot's own caches change without the fake noticing: wait
+        on the bot's events for those, not here.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -677,6 +684,11 @@ class FakeDiscord:
     @upload_limit.setter
     def upload_limit(self, value: int | None) -> None:
         self._upload_limit_override = value
+
+    async def set_premium_tier(self, tier: int) -> None:
+        """Change the boost tier (and with it the upload limit) and tell the bot (GUILD_UPDATE)."""
+        self.premium_tier = tier
+        await self._dispatch("GUILD_UPDATE", self.guild_payload(), Intent.GUILDS)
 
     def guild_payload(self) -> JSON:
         return {
@@ -882,8 +894,11 @@ class FakeDiscord:
         match = _CDN_PATH.match(urlsplit(url).path)
         if match is None:
             return None
-        blob = self._blobs.get(int(match.group(3)))
-        if blob is None or blob.removed:
+        kind, channel_id, blob_id = match.groups()
+        blob = self._blobs.get(int(blob_id))
+        if blob is None or blob.removed or int(channel_id) != blob.channel_id:
+            return None
+        if (kind == "ephemeral-attachments") != blob.ephemeral:
             return None
         return blob
 
@@ -980,7 +995,7 @@ class FakeDiscord:
         discord.py retries 500/502/504 (with 1 s, 3 s... sleeps) on bot routes and every 5xx on
         webhook routes; 503 on a bot route surfaces at once as DiscordServerError.
         """
-        body = _error_body(0, f"{status}: Service Unavailable")
+        body = _error_body(0, f"{status}: upload failed (injected)")
         self._faults.append(_Fault(None, True, times, lambda _: _json_response(status, body)))
 
     def clear_faults(self) -> None:
@@ -1006,6 +1021,10 @@ class FakeDiscord:
     # ------------------------------------------------------------------ REST plumbing
 
     def _add_routes(self, app: web.Application) -> None:
+        app_ = "/applications/{application_id}"
+        hook = "/webhooks/{application_id}/{token}"
+        channel = "/channels/{channel_id}"
+        message = channel + "/messages/{message_id}"
         routes: list[tuple[str, str, Callable[[_Ctx], Awaitable[web.Response]]]] = [
             ("GET", "/gateway", self._get_gateway),
             ("GET", "/gateway/bot", self._get_gateway_bot),
@@ -1013,54 +1032,26 @@ class FakeDiscord:
             ("GET", "/users/{user_id}", self._get_user),
             ("GET", "/oauth2/applications/@me", self._get_application),
             ("GET", "/applications/@me", self._get_application),
-            ("GET", "/applications/{application_id}/commands", self._get_commands),
-            ("PUT", "/applications/{application_id}/commands", self._put_commands),
-            ("POST", "/applications/{application_id}/commands", self._post_command),
-            (
-                "GET",
-                "/applications/{application_id}/guilds/{guild_id}/commands",
-                self._get_commands,
-            ),
-            (
-                "PUT",
-                "/applications/{application_id}/guilds/{guild_id}/commands",
-                self._put_commands,
-            ),
-            (
-                "POST",
-                "/applications/{application_id}/guilds/{guild_id}/commands",
-                self._post_command,
-            ),
+            ("GET", app_ + "/commands", self._get_commands),
+            ("PUT", app_ + "/commands", self._put_commands),
+            ("POST", app_ + "/commands", self._post_command),
+            ("GET", app_ + "/guilds/{guild_id}/commands", self._get_commands),
+            ("PUT", app_ + "/guilds/{guild_id}/commands", self._put_commands),
+            ("POST", app_ + "/guilds/{guild_id}/commands", self._post_command),
             ("POST", "/interactions/{interaction_id}/{token}/callback", self._interaction_callback),
-            ("POST", "/webhooks/{application_id}/{token}", self._post_followup),
-            (
-                "GET",
-                "/webhooks/{application_id}/{token}/messages/{message_id}",
-                self._get_wh_message,
-            ),
-            (
-                "PATCH",
-                "/webhooks/{application_id}/{token}/messages/{message_id}",
-                self._edit_wh_message,
-            ),
-            (
-                "DELETE",
-                "/webhooks/{application_id}/{token}/messages/{message_id}",
-                self._del_wh_message,
-            ),
-            ("GET", "/channels/{channel_id}", self._get_channel),
-            ("GET", "/channels/{channel_id}/messages", self._list_messages),
-            ("POST", "/channels/{channel_id}/messages", self._post_message),
-            ("GET", "/channels/{channel_id}/messages/{message_id}", self._get_message),
-            ("PATCH", "/channels/{channel_id}/messages/{message_id}", self._edit_message),
-            ("DELETE", "/channels/{channel_id}/messages/{message_id}", self._delete_message),
-            (
-                "POST",
-                "/channels/{channel_id}/messages/{message_id}/threads",
-                self._thread_from_message,
-            ),
-            ("POST", "/channels/{channel_id}/threads", self._thread_without_message),
-            ("POST", "/channels/{channel_id}/typing", self._typing),
+            ("POST", hook, self._post_followup),
+            ("GET", hook + "/messages/{message_id}", self._get_wh_message),
+            ("PATCH", hook + "/messages/{message_id}", self._edit_wh_message),
+            ("DELETE", hook + "/messages/{message_id}", self._del_wh_message),
+            ("GET", channel, self._get_channel),
+            ("GET", channel + "/messages", self._list_messages),
+            ("POST", channel + "/messages", self._post_message),
+            ("GET", message, self._get_message),
+            ("PATCH", message, self._edit_message),
+            ("DELETE", message, self._delete_message),
+            ("POST", message + "/threads", self._thread_from_message),
+            ("POST", channel + "/threads", self._thread_without_message),
+            ("POST", channel + "/typing", self._typing),
             ("POST", "/attachments/refresh-urls", self._refresh_urls),
             ("GET", "/guilds/{guild_id}", self._get_guild),
             ("GET", "/guilds/{guild_id}/channels", self._get_guild_channels),
@@ -1073,11 +1064,13 @@ class FakeDiscord:
             for kind in ("attachments", "ephemeral-attachments"):
                 path = f"{prefix}/{kind}/{{channel_id}}/{{attachment_id}}/{{filename}}"
                 app.router.add_get(path, self._serve_cdn)
-        app.router.add_route("*", "/{tail:.*}", self._endpoint(None, self._not_found))
+        app.router.add_route("*", "/{tail:.*}", self._endpoint(None, None))
 
     def _endpoint(
-        self, template: str | None, handler: Callable[[_Ctx], Awaitable[web.Response]]
+        self, template: str | None, handler: Callable[[_Ctx], Awaitable[web.Response]] | None
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """Wrap a handler (None: unknown endpoint) with parsing, recording, auth and faults."""
+
         async def run(request: web.Request) -> web.StreamResponse:
             path = request.path
             if path.startswith(API_PREFIX + "/"):
@@ -1126,10 +1119,13 @@ class FakeDiscord:
         call: RecordedCall,
         template: str | None,
         ctx: _Ctx,
-        handler: Callable[[_Ctx], Awaitable[web.Response]],
+        handler: Callable[[_Ctx], Awaitable[web.Response]] | None,
     ) -> web.Response:
-        if template is None:
-            return await handler(ctx)
+        if template is None or handler is None:
+            # Recorded so a test can see which endpoint the fake is missing.
+            self.unhandled.append(call)
+            log.warning("fake Discord has no endpoint for %s %s", call.method, call.path)
+            return _json_response(404, _error_body(0, "404: Not Found"))
         shape = _shape(template)
         if not shape.startswith(_TOKEN_ROUTES) and not call.authorized:
             return _json_response(401, _error_body(0, "401: Unauthorized"))
@@ -1139,12 +1135,6 @@ class FakeDiscord:
         if any(len(part.data) > self.upload_limit for part in ctx.files):
             return _json_response(413, _error_body(40005, "Request entity too large"))
         return await handler(ctx)
-
-    async def _not_found(self, ctx: _Ctx) -> web.Response:
-        call = self.calls[-1]
-        self.unhandled.append(call)
-        log.warning("fake Discord has no endpoint for %s %s", call.method, call.path)
-        return _json_response(404, _error_body(0, "404: Not Found"))
 
     # ------------------------------------------------------------------ REST: identity
 
@@ -1483,9 +1473,8 @@ class FakeDiscord:
     async def _list_messages(self, ctx: _Ctx) -> web.Response:
         channel_id = ctx.id("channel_id")
         self.channel(channel_id)
-        limit = max(1, min(100, int(ctx.query.get("limit", "50"))))
-        before = int(ctx.query.get("before", str(1 << 63)))
-        after = int(ctx.query.get("after", "0"))
+        limit = max(1, min(100, ctx.query_int("limit", 50)))
+        before, after = ctx.query_int("before", 1 << 63), ctx.query_int("after", 0)
         found = [
             self.render(m)
             for m in self.channel_messages(channel_id)
@@ -1870,13 +1859,17 @@ class FakeDiscord:
             return
         if session.connection is not None and session.connection is not connection:
             await session.connection.ws.close(code=4000, message=b"Session resumed elsewhere.")
-        session.connection = connection
+        session.connection = None
         connection.session = session
-        self.resume_count += 1
-        last = int(data.get("seq") or 0)
-        for seq, text in session.buffer:
-            if seq > last:
+        # Replay until caught up, then attach with no await in between: an event dispatched
+        # meanwhile is either replayed here or sent live, never out of order.
+        sent = int(data.get("seq") or 0)
+        while pending := [(seq, text) for seq, text in session.buffer if seq > sent]:
+            for seq, text in pending:
                 await connection.send(text)
+                sent = seq
+        session.connection = connection
+        self.resume_count += 1
         await self._send_dispatch(session, "RESUMED", {"_trace": ["fake-discord"]})
 
     async def _request_members(self, connection: _Connection, data: JSON) -> None:
@@ -2050,13 +2043,25 @@ class FakeDiscord:
         self._require_bot()
         user = user or self.member
         path = name.split()
+        options = dict(options or {})
         command = self.find_command(path[0])
-        definitions: list[JSON] = command.get("options", []) if command else []
+        definitions: list[JSON] | None = None  # None: unsynced, so nothing to check against
+        if command is not None:
+            definitions = command.get("options", [])
+            for segment in path[1:]:
+                parent = next((o for o in definitions if o["name"] == segment), None)
+                if parent is None or parent["type"] not in (1, 2):
+                    raise ValueError(f"/{name}: no subcommand {segment!r}")
+                definitions = parent.get("options", [])
+            missing = [
+                o["name"] for o in definitions if o.get("required") and o["name"] not in options
+            ]
+            if missing:
+                raise ValueError(f"/{name}: required options missing: {missing}")
         resolved: dict[str, dict[str, JSON]] = {}
-        leaf_options: list[JSON] = []
-        for key, value in (options or {}).items():
-            leaf_options.append(self._option(key, value, definitions, path, resolved, command))
-        options_payload = leaf_options
+        options_payload = [
+            self._option(key, value, definitions, resolved) for key, value in options.items()
+        ]
         # Wrap the leaf options in their subcommand / group, innermost first.
         for depth in range(len(path) - 1, 0, -1):
             kind = 1 if depth == len(path) - 1 else 2
@@ -2081,20 +2086,17 @@ class FakeDiscord:
         self,
         key: str,
         value: Any,
-        definitions: list[JSON],
-        path: list[str],
+        definitions: list[JSON] | None,
         resolved: dict[str, dict[str, JSON]],
-        command: JSON | None,
     ) -> JSON:
-        for segment in path[1:]:
-            parent = next((o for o in definitions if o["name"] == segment), None)
-            if parent is None:
-                raise ValueError(f"/{' '.join(path)}: no subcommand {segment!r}")
-            definitions = parent.get("options", [])
-        definition = next((o for o in definitions if o["name"] == key), None)
-        if definition is None and command is not None:
-            raise ValueError(f"/{' '.join(path)} has no option {key!r}")
-        kind = int(definition["type"]) if definition else _guess_option_type(value)
+        """One option as Discord sends it; entities go into ``resolved``."""
+        if definitions is None:
+            kind = _guess_option_type(value)
+        else:
+            definition = next((o for o in definitions if o["name"] == key), None)
+            if definition is None:
+                raise ValueError(f"the command has no option {key!r}")
+            kind = int(definition["type"])
         option: JSON = {"name": key, "type": kind}
         if kind == 11:
             attachment = value if isinstance(value, dict) else self.attachment_payload(int(value))
@@ -2196,8 +2198,11 @@ def _guess_option_type(value: Any) -> int:
 
 
 async def _read_body(request: web.Request) -> tuple[Any, list[_Part]]:
-    """JSON body, or a multipart's ``payload_json`` plus its file parts."""
-    if request.content_type == "multipart/form-data":
+    """JSON body, or a multipart's ``payload_json`` plus its ``files[N]`` parts."""
+    try:
+        if request.content_type != "multipart/form-data":
+            raw = await request.read()
+            return (json.loads(raw) if raw else None), []
         payload: Any = None
         parts: list[_Part] = []
         reader = await request.multipart()
@@ -2207,21 +2212,10 @@ async def _read_body(request: web.Request) -> tuple[Any, list[_Part]]:
             if part.name == "payload_json":
                 payload = json.loads(await part.text())
             elif part.filename is not None:
-                data = await part.read(decode=False)
-                parts.append(
-                    _Part(
-                        part.name or "",
-                        part.filename,
-                        bytes(data),
-                        part.headers.get("Content-Type"),
-                    )
-                )
+                data = bytes(await part.read(decode=False))
+                kind = part.headers.get("Content-Type")
+                parts.append(_Part(part.name or "", part.filename, data, kind))
         return payload, parts
-    raw = await request.read()
-    if not raw:
-        return None, []
-    try:
-        return json.loads(raw), []
     except ValueError:
         raise ApiError(400, 50109, "The request body contains invalid JSON.") from None
 
