@@ -106,6 +106,7 @@ class Job:
     failed_at: float | None
     cancelled_at: float | None
     updated_at: float
+    user_notified_at: float | None = None
 
     @property
     def delivery_nonce(self) -> str:

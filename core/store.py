@@ -169,7 +169,7 @@ _JOB_COLUMNS = (
     " references_json, cost_seconds, quota_day, webhook_token_hash, task_id, submit_attempts,"
     " poll_count, delivery_attempts, deadline_at, result_url, error, status_message_id,"
     " thread_id, delivered_message_id, created_at, submitting_at, submitted_at, running_at,"
-    " completed_at, delivered_at, failed_at, cancelled_at, updated_at"
+    " completed_at, delivered_at, failed_at, cancelled_at, updated_at, user_notified_at"
 )
 
 # Fields a transition may set besides the state and its timestamp.
@@ -218,6 +218,7 @@ def _job_from_row(row: aiosqlite.Row) -> Job:
         failed_at=row["failed_at"],
         cancelled_at=row["cancelled_at"],
         updated_at=row["updated_at"],
+        user_notified_at=row["user_notified_at"],
     )
 
 
@@ -445,6 +446,22 @@ class Store:
             return int(
                 await self._one(conn, "SELECT delivery_attempts FROM jobs WHERE id = ?", (job_id,))
             )
+
+    async def mark_user_notified(self, job_id: str, now: float) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE jobs SET user_notified_at = ? WHERE id = ? AND user_notified_at IS NULL",
+                (now, job_id),
+            )
+
+    async def unnotified_endings(self, since: float) -> list[Job]:
+        """Failed or cancelled jobs since ``since`` whose requester was not told yet."""
+        rows = await self._fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ('failed', 'cancelled')"
+            " AND user_notified_at IS NULL AND updated_at >= ? ORDER BY updated_at",
+            (since,),
+        )
+        return [_job_from_row(row) for row in rows]
 
     async def unfinished_jobs(self) -> list[Job]:
         rows = await self._fetchall(

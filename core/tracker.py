@@ -130,6 +130,7 @@ class TrackerConfig:
     download_timeout: float = 300.0
     concurrency: int = 32
     history_size: int = 20
+    notify_window: float = 7 * 86_400.0  # re-send endings not told for up to a week
 
 
 @dataclass(order=True, slots=True)
@@ -173,6 +174,7 @@ class Tracker:
         self._seeded: set[tuple[int, str]] = set()
         self._errors_in_a_row: dict[str, int] = defaultdict(int)
         self._submitting_now: set[str] = set()
+        self._notices: dict[str, asyncio.Task[None]] = {}  # job id → its latest notice
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -185,13 +187,18 @@ class Tracker:
         now = self._clock()
         for job in jobs:
             self._schedule_resumed(job, now)
+        for ended in await self.store.unnotified_endings(now - self.config.notify_window):
+            await self._changed(ended)  # told before the restart? the nonce avoids a repeat
         self._loop_task = asyncio.create_task(self._run(), name="tracker")
         self._loop_task.add_done_callback(_log_crash)
         log.info("tracker started with %d unfinished job(s)", len(jobs))
         return len(jobs)
 
-    async def stop(self) -> None:
-        """Stop scheduling and cancel running actions; their jobs resume on the next start."""
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop scheduling and cancel running actions; their jobs resume on the next start.
+
+        Notices already under way get ``grace`` seconds to reach Discord first.
+        """
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
@@ -199,6 +206,12 @@ class Tracker:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        notices = list(self._notices.values())
+        if notices:
+            _done, late = await asyncio.wait(notices, timeout=grace)
+            for notice in late:
+                notice.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         log.info("tracker stopped")
 
     def stats(self) -> dict[str, Any]:
@@ -295,12 +308,38 @@ class Tracker:
     # ----------------------------------------------------------------- transitions
 
     async def _changed(self, job: Job) -> None:
+        """Tell the Discord side, without making the scheduler wait for Discord.
+
+        Notices of one job run one after another, in order; a failed or cancelled job is marked
+        as told only once the notice went out (otherwise :meth:`start` sends it again).
+        """
         if self._events is None:
             return
+        previous = self._notices.get(job.id)
+        notice = asyncio.create_task(self._notify_after(previous, job), name=f"notice-{job.id}")
+        self._notices[job.id] = notice
+        notice.add_done_callback(lambda done: self._notice_done(job.id, done))
+
+    async def notices_sent(self) -> None:
+        """Wait until every notice under way has been handled (tests, shutdown)."""
+        while self._notices:
+            await asyncio.wait(list(self._notices.values()))
+
+    def _notice_done(self, job_id: str, notice: asyncio.Task[None]) -> None:
+        if self._notices.get(job_id) is notice:
+            del self._notices[job_id]
+
+    async def _notify_after(self, previous: asyncio.Task[None] | None, job: Job) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        assert self._events is not None
         try:
             await self._events.job_changed(job)
         except Exception:
-            log.exception("job %s: status update failed", job.id)
+            log.exception("job %s: telling Discord about %s failed", job.id, job.state.value)
+            return
+        if job.state in (JobState.FAILED, JobState.CANCELLED):
+            await self.store.mark_user_notified(job.id, self._clock())
 
     async def fail(self, job: Job, reason: str, *, state: JobState = JobState.FAILED) -> Job | None:
         """Fail (or cancel) a job: refunded once, forgotten, and the user told."""

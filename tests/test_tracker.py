@@ -396,3 +396,43 @@ async def _until_state(r: Rig, job: Job, state: JobState, timeout: float = 5.0) 
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO")
+
+
+async def test_a_slow_discord_does_not_hold_up_tracking(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        released = asyncio.Event()
+        seen: list[JobState] = []
+
+        async def slow_job_changed(job: Job) -> None:
+            await released.wait()  # Discord answers only after the job was delivered
+            seen.append(job.state)
+
+        r.events.job_changed = slow_job_changed  # type: ignore[method-assign]
+        job = await r.accept()
+        await _until_state(r, job, JobState.DELIVERED)
+        released.set()
+        await _until(lambda: JobState.DELIVERED in seen)
+        assert seen == sorted(seen, key=list(JobState).index)  # notices keep their order
+
+
+async def test_an_ending_nobody_was_told_about_is_told_after_a_restart(tmp_path: Path) -> None:
+    wan = FakeWanServer(api_key=API_KEY, task_seconds=0.1)
+    async with wan:
+        async with rig(tmp_path, wan=wan) as first:
+            wan.fail_next_tasks = 1
+
+            async def discord_down(job: Job) -> None:
+                raise RuntimeError("Discord is unreachable")
+
+            first.events.job_changed = discord_down  # type: ignore[method-assign]
+            job = await first.accept()
+            await _until_state(first, job, JobState.FAILED)
+            await first.tracker.notices_sent()
+            unnotified = await first.store.get_job(job.id)
+            assert unnotified is not None and unnotified.user_notified_at is None
+        async with rig(tmp_path, wan=wan) as second:
+            await asyncio.wait_for(second.events.finished(job.id).wait(), 5)
+            await second.tracker.notices_sent()
+            told = await second.store.get_job(job.id)
+            assert told is not None and told.user_notified_at is not None
+            assert second.events.states(job.id) == [JobState.FAILED]

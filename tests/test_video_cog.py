@@ -101,6 +101,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         world.cog.delivery = DiscordDelivery(bot, edit_interval=0)
         harness.tracker.set_events(world.cog.delivery)  # what cog_load does
         yield world
+        await harness.tracker.notices_sent()
         await world.cog.delivery.close()
 
 
@@ -397,6 +398,7 @@ async def test_a_failed_job_tells_the_requester_and_the_refund(world: World) -> 
     [job] = await world.jobs()
     failed = await world.harness.tracker.fail(job, "the video service could not generate this")
     assert failed is not None
+    await world.harness.tracker.notices_sent()
     thread = world.guild.get_thread(job.thread_id)
     texts = [call.args[0] for call in thread.send.await_args_list if call.args]
     assert any("could not be made" in text and "refunded" in text for text in texts)
