@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -616,7 +616,10 @@ class Store:
         now: float,
         audit: AuditRecord | None = None,
     ) -> int:
-        """Bring today's usage back to zero; returns the seconds that were used."""
+        """Bring today's usage back to zero; returns the seconds that were used.
+
+        The audit row's before/after are the figures read inside the same transaction.
+        """
         day = utc_day(now)
         async with self._tx() as conn:
             used = await self._usage(conn, guild_id, user_id, day)
@@ -624,6 +627,8 @@ class Store:
                 await self._ledger(
                     conn, guild_id, user_id, None, "reset", -used, day, now, actor_id
                 )
+            if audit is not None:
+                audit = replace(audit, before={"used_seconds": used}, after={"used_seconds": 0})
             await self._audit(conn, audit, now)
             return used
 
