@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+NONCE_TRUST_SECONDS = 240.0  # Discord dedupes a reused nonce for "a few minutes"
 EDIT_INTERVAL_SECONDS = 5.0  # Discord asks for about one edit per message every 5 s
 NO_THREAD_NOTE = (
     "I can't create a thread here (I need the Create Public Threads permission),"
@@ -176,10 +177,13 @@ class DiscordDelivery:
         job = await self.ensure_status_message(job)
         channel = await self.channel(job.channel_id)
         target = await self.channel(job.thread_id) if job.thread_id else channel
-        earlier = await self._earlier_delivery(target, job)
-        if earlier is not None:
-            log.info("job %s: already delivered as message %s", job.id, earlier)
-            return earlier
+        # Within Discord's nonce window the nonce alone prevents a double post; later than
+        # that (a restart after a long outage), look for our own earlier post first.
+        if job.completed_at is None or time.time() - job.completed_at > NONCE_TRUST_SECONDS:
+            earlier = await self._earlier_delivery(target, job)
+            if earlier is not None:
+                log.info("job %s: already delivered as message %s", job.id, earlier)
+                return earlier
         try:
             return await self._post(job, video, target)
         except discord.Forbidden:
