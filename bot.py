@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -26,7 +27,7 @@ from core.config import ConfigError, Settings
 from core.ratelimit import RateLimiter
 from core.service import VideoService
 from core.store import Store
-from core.tracker import Tracker
+from core.tracker import Tracker, TrackerConfig
 from core.wan import WanClient, WanError, WanOperatorError
 from core.webhooks import HttpServer, WebhookReceiver, make_http_app
 
@@ -61,7 +62,13 @@ class WanBot(commands.Bot):
         self.session = session
         self.store = store
         self.wan = client
-        self.tracker = Tracker(store, client, session, webhooks=settings.webhooks_enabled)
+        self.tracker = Tracker(
+            store,
+            client,
+            session,
+            webhooks=settings.webhooks_enabled,
+            config=tracker_config(settings),
+        )
         self.service = VideoService(settings, store, self.tracker)
         self._sync_globally = sync_globally
         self._http: HttpServer | None = None
@@ -103,6 +110,17 @@ class WanBot(commands.Bot):
         if self._http is not None:
             await self._http.stop()
         await super().close()
+
+
+def tracker_config(settings: Settings) -> TrackerConfig:
+    """The tracker's timing, with the operator's overrides from the environment."""
+    config = TrackerConfig(
+        lag_target=settings.poll_lag_seconds, reconcile_grace=settings.reconcile_grace_seconds
+    )
+    expected = settings.expected_run_seconds
+    if expected is not None:
+        config = dataclasses.replace(config, default_expected=lambda _d, _r: expected)
+    return config
 
 
 def make_client(settings: Settings, session: aiohttp.ClientSession) -> WanClient:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.utils import MISSING
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+THREAD_ALREADY_CREATED = 160004  # Discord: "A thread has already been created for this message"
 NONCE_TRUST_SECONDS = 240.0  # Discord dedupes a reused nonce for "a few minutes"
 EDIT_INTERVAL_SECONDS = 5.0  # Discord asks for about one edit per message every 5 s
 NO_THREAD_NOTE = (
@@ -52,6 +53,14 @@ def status_channel_id(job: Job) -> int:
     return job.thread_id
 
 
+def no_thread_note(job: Job, target: Target) -> str | None:
+    """Why the video comes in the channel: kept on every edit, not only the first."""
+    # A /video in a text channel always gets a thread unless Discord refused one.
+    if job.thread_id is None and isinstance(target, discord.TextChannel):
+        return NO_THREAD_NOTE
+    return None
+
+
 class DiscordDelivery:
     def __init__(self, bot: WanBot, edit_interval: float = EDIT_INTERVAL_SECONDS) -> None:
         self.bot = bot
@@ -60,6 +69,8 @@ class DiscordDelivery:
         self._last_edit: dict[str, float] = {}
         self._latest: dict[str, Job] = {}
         self._edits: dict[str, asyncio.Task[None]] = {}
+        self._threadless: set[str] = set()  # jobs whose channel refused a thread (this run)
+        self._closing = False
 
     # ----------------------------------------------------------------- channels
 
@@ -81,42 +92,61 @@ class DiscordDelivery:
         async with self._lock(job.id):
             fresh = await self.bot.store.get_job(job.id)
             job = fresh or job
-            if job.status_message_id is not None:
+            if job.status_message_id is not None and (
+                job.thread_id is not None or job.id in self._threadless
+            ):
                 return job
             target = await self.channel(job.thread_id or job.channel_id)
-            message = await target.send(
-                content=f"<@{job.user_id}>" if job.thread_id else None,
-                embed=presenter.status_embed(job),
-                nonce=f"st{job.id}",
-                allowed_mentions=USERS_ONLY,
-            )
-            await self.bot.store.set_discord_ids(job.id, status_message_id=message.id)
+            message: discord.Message | discord.PartialMessage
+            if job.status_message_id is None:
+                message = await target.send(
+                    content=f"<@{job.user_id}>" if job.thread_id else None,
+                    embed=presenter.status_embed(job),
+                    nonce=f"st{job.id}",
+                    allowed_mentions=USERS_ONLY,
+                )
+                await self.bot.store.set_discord_ids(job.id, status_message_id=message.id)
+            else:
+                # The message is there but its thread is not: a restart after a crash between.
+                message = target.get_partial_message(job.status_message_id)
             if job.thread_id is None and isinstance(target, discord.TextChannel):
                 await self._start_thread(job, target, message)
+            elif job.thread_id is None:
+                self._threadless.add(job.id)  # asked in a thread or voice channel: none to make
             updated = await self.bot.store.get_job(job.id)
             return updated or job
 
     async def _start_thread(
-        self, job: Job, channel: discord.TextChannel, message: discord.Message
+        self,
+        job: Job,
+        channel: discord.TextChannel,
+        message: discord.Message | discord.PartialMessage,
     ) -> None:
-        permissions = channel.permissions_for(channel.guild.me)
-        thread: discord.Thread | None = None
-        if permissions.create_public_threads:
+        me = channel.guild.me  # None until the gateway has sent the guild (early after a start)
+        thread_id: int | None = None
+        if me is None or channel.permissions_for(me).create_public_threads:
             try:
                 thread = await message.create_thread(
                     name=presenter.shorten(f"🎬 {job.request.prompt}", 95),
                     auto_archive_duration=1440,
                 )
+                thread_id = thread.id
             except discord.Forbidden:
-                thread = None
-        if thread is None:
+                thread_id = None
+            except discord.HTTPException as exc:
+                if exc.code != THREAD_ALREADY_CREATED:
+                    raise
+                # Made before a crash, not yet recorded: a message's thread shares its id.
+                thread_id = message.id
+        if thread_id is None:
+            self._threadless.add(job.id)
             log.info(
                 "job %s: no thread in channel %s; delivering in the channel", job.id, channel.id
             )
             current = await self.bot.store.get_job(job.id)
             await message.edit(embed=presenter.status_embed(current or job, NO_THREAD_NOTE))
             return
-        await self.bot.store.set_discord_ids(job.id, thread_id=thread.id)
+        await self.bot.store.set_discord_ids(job.id, thread_id=thread_id)
 
     def _request_edit(self, job: Job) -> None:
         """Edit the status message with the newest state, at most once per interval."""
@@ -128,6 +158,7 @@ class DiscordDelivery:
         self._edits[job.id] = task
 
     async def _edit_later(self, job_id: str, wait: float) -> None:
+        job: Job | None = None
         try:
             await asyncio.sleep(wait)
             job = self._latest.pop(job_id)
@@ -135,7 +166,7 @@ class DiscordDelivery:
                 return
             target = await self.channel(status_channel_id(job))
             await target.get_partial_message(job.status_message_id).edit(
-                embed=presenter.status_embed(job)
+                embed=presenter.status_embed(job, no_thread_note(job, target))
             )
             self._last_edit[job_id] = time.monotonic()
         except discord.HTTPException as exc:
@@ -144,20 +175,19 @@ class DiscordDelivery:
             log.exception("job %s: status edit failed", job_id)
         finally:
             self._edits.pop(job_id, None)
-            if job_id in self._latest:  # a newer state arrived while editing
+            if job_id in self._latest and not self._closing:  # a newer state came meanwhile
                 self._request_edit(self._latest[job_id])
-            elif self._is_finished(job_id):
+            elif job is None or job.state.is_finished:
+                # Only a finished job is forgotten: its last edit time spaces the next edit.
                 self._forget(job_id)
-
-    def _is_finished(self, job_id: str) -> bool:
-        job = self._latest.get(job_id)
-        return job is None or job.state.is_finished
 
     def _forget(self, job_id: str) -> None:
         self._last_edit.pop(job_id, None)
         self._locks.pop(job_id, None)
+        self._threadless.discard(job_id)
 
     async def close(self) -> None:
+        self._closing = True  # a cancelled edit must not schedule another
         for task in list(self._edits.values()):
             task.cancel()
         await asyncio.gather(*self._edits.values(), return_exceptions=True)
@@ -197,9 +227,10 @@ class DiscordDelivery:
     ) -> int:
         limit = target.guild.filesize_limit
         suffix = f"\n{note}" if note else ""
-        reference = None
+        # Only passed when there is one: discord.py raises TypeError for reference=MISSING.
+        reply: dict[str, Any] = {}
         if note and job.status_message_id is not None:
-            reference = target.get_partial_message(job.status_message_id)
+            reply["reference"] = target.get_partial_message(job.status_message_id)
 
         async def send(text: str, file: discord.File = MISSING) -> int:
             message: discord.Message = await target.send(
@@ -209,7 +240,7 @@ class DiscordDelivery:
                 view=delivery_view(job),
                 nonce=job.delivery_nonce,
                 allowed_mentions=USERS_ONLY,
-                reference=reference if reference is not None else MISSING,
+                **reply,
             )
             return message.id
 

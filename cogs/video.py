@@ -125,7 +125,7 @@ def split_reply_attachments(
 class VideoCog(commands.Cog, name="Video"):
     def __init__(self, bot: WanBot) -> None:
         self.bot = bot
-        self.delivery = DiscordDelivery(bot)
+        self.delivery = DiscordDelivery(bot, edit_interval=bot.settings.status_edit_interval)
 
     async def cog_load(self) -> None:
         self.bot.tracker.set_events(self.delivery)
@@ -233,7 +233,12 @@ class VideoCog(commands.Cog, name="Video"):
         self, interaction: discord.Interaction, job: Job, built: BuiltRequest
     ) -> None:
         text = presenter.accepted_text(job, built.warnings, built.label_map())
-        job = await self.delivery.ensure_status_message(job)
+        try:
+            job = await self.delivery.ensure_status_message(job)
+        except discord.HTTPException as exc:
+            # Accepted and charged whatever Discord says now: the member must hear so (not "try
+            # again", which would pay twice). The job's next change posts the status message.
+            log.warning("job %s: no status message yet (HTTP %s)", job.id, exc.status)
         if job.status_message_id is not None:
             channel_id = (
                 job.channel_id if job.thread_id in (None, job.status_message_id) else job.thread_id

@@ -45,6 +45,13 @@ class Settings:
     job_deadline_seconds: int = 1800
     api_max_rps: float = 8.0
     api_burst: int = 40
+    # Run time expected before any is learned (None: 60 s + 12 s × duration), how soon after a
+    # task finishes the bot should notice (the spacing of reads near the expected finish), the
+    # wait before a create of unknown outcome is reconciled, and the pause between status edits.
+    expected_run_seconds: float | None = None
+    poll_lag_seconds: float = 3.0
+    reconcile_grace_seconds: float = 30.0
+    status_edit_interval: float = 5.0
     message_content_intent: bool = False
     log_level: str = "INFO"
 
@@ -162,6 +169,18 @@ class Settings:
             ),
             api_max_rps=parsed("WAN_MAX_RPS", 8.0, positive_float, "a number > 0"),
             api_burst=parsed("WAN_BURST", 40, positive_int, "a whole number > 0"),
+            expected_run_seconds=parsed(
+                "TRACKER_EXPECTED_SECONDS", None, positive_float, "a number of seconds > 0"
+            ),
+            poll_lag_seconds=parsed(
+                "TRACKER_LAG_SECONDS", 3.0, positive_float, "a number of seconds > 0"
+            ),
+            reconcile_grace_seconds=parsed(
+                "TRACKER_RECONCILE_GRACE_SECONDS", 30.0, positive_float, "a number of seconds > 0"
+            ),
+            status_edit_interval=parsed(
+                "STATUS_EDIT_INTERVAL_SECONDS", 5.0, positive_float, "a number of seconds > 0"
+            ),
             message_content_intent=parsed(
                 "MESSAGE_CONTENT_INTENT", False, boolean, "true or false"
             ),

@@ -225,6 +225,12 @@ def _wire_messageable(channel: MagicMock) -> None:
     sent: list[MagicMock] = []
 
     async def send(*args: Any, **kwargs: Any) -> MagicMock:
+        reference = kwargs.get("reference")
+        if reference is not None and not hasattr(reference, "to_message_reference_dict"):
+            # As discord.py does (MISSING included): only None means "no reference".
+            raise TypeError(
+                "reference parameter must be Message, MessageReference, or PartialMessage"
+            )
         message = make_message(channel, content=_content(args, kwargs))
         sent.append(message)
         return message

@@ -292,6 +292,94 @@ async def test_without_thread_permission_the_status_message_says_why(world: Worl
     assert any(field.value == NO_THREAD_NOTE for field in note_edit.kwargs["embed"].fields)
 
 
+async def test_the_no_thread_note_stays_on_later_status_edits(world: World) -> None:
+    world.guild.me = make_member(
+        world.guild, bot=True, permissions=discord.Permissions(send_messages=True)
+    )
+    await run_video(world, interaction_for(world, world.alice))
+    [job] = await world.jobs()
+    message = await world.channel.fetch_message(job.status_message_id)
+    world.channel.get_partial_message = MagicMock(return_value=message)
+    await world.cog.delivery.job_changed(await move_job(world.harness, job, JobState.RUNNING))
+    await asyncio.gather(*list(world.cog.delivery._edits.values()))
+    later = message.edit.await_args
+    assert later is not None
+    fields = {field.name: field.value for field in later.kwargs["embed"].fields}
+    assert fields["State"] == "🎨 Generating"
+    assert fields["Note"] == NO_THREAD_NOTE
+
+
+async def test_the_acceptance_is_shown_even_when_the_status_message_fails(world: World) -> None:
+    async def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise discord.Forbidden(MagicMock(status=403, reason="Forbidden"), "Missing Access")
+
+    world.channel.send.side_effect = refuse
+    interaction = interaction_for(world, world.alice)
+    await run_video(world, interaction)
+    [job] = await world.jobs()
+    # Accepted and charged: saying "went wrong, try again" would make the member pay twice.
+    assert f"Accepted as job `{job.id}`" in last_reply(interaction).text
+    assert job.status_message_id is None
+
+
+async def test_status_edits_of_a_job_are_spaced_out(world: World) -> None:
+    await run_video(world, interaction_for(world, world.alice))
+    [job] = await world.jobs()
+    message = await world.channel.fetch_message(job.status_message_id)
+    world.channel.get_partial_message = MagicMock(return_value=message)
+    delivery = DiscordDelivery(world.harness.bot, edit_interval=60)
+    edits = message.edit.await_count
+
+    await delivery.job_changed(await move_job(world.harness, job, JobState.SUBMITTED))
+    await asyncio.gather(*list(delivery._edits.values()))
+    assert message.edit.await_count == edits + 1  # the first change shows at once
+    running = await world.store.transition(job.id, JobState.RUNNING, world.harness.clock())
+    assert running is not None
+    await delivery.job_changed(running)
+    for _ in range(20):  # ample turns for an edit that was not held back (all mocks, no I/O)
+        await asyncio.sleep(0)
+
+    assert message.edit.await_count == edits + 1  # the next one waits out the interval
+    assert list(delivery._edits) == [job.id]
+    await delivery.close()
+
+
+async def test_a_status_message_left_without_its_thread_gets_one_after_a_restart(
+    world: World,
+) -> None:
+    await run_video(world, interaction_for(world, world.alice))
+    [job] = await world.jobs()
+    # As after a crash between posting the status message and starting its thread.
+    await world.store.set_discord_ids(job.id, thread_id=None)
+    message = await world.channel.fetch_message(job.status_message_id)
+    world.channel.get_partial_message = MagicMock(return_value=message)
+    posts = world.channel.send.await_count
+    restarted = DiscordDelivery(world.harness.bot, edit_interval=0)
+
+    updated = await restarted.ensure_status_message(job)
+
+    assert updated.thread_id == job.status_message_id
+    assert world.channel.send.await_count == posts  # no second status message
+    message.create_thread.assert_awaited()
+
+
+async def test_a_thread_made_before_a_crash_is_recognised(world: World) -> None:
+    await run_video(world, interaction_for(world, world.alice))
+    [job] = await world.jobs()
+    await world.store.set_discord_ids(job.id, thread_id=None)
+    message = await world.channel.fetch_message(job.status_message_id)
+    already = discord.HTTPException(
+        MagicMock(status=400, reason="Bad Request"),
+        {"code": 160004, "message": "A thread has already been created for this message"},
+    )
+    message.create_thread = AsyncMock(side_effect=already)
+    world.channel.get_partial_message = MagicMock(return_value=message)
+
+    updated = await DiscordDelivery(world.harness.bot).ensure_status_message(job)
+
+    assert updated.thread_id == job.status_message_id
+
+
 async def test_a_forbidden_thread_creation_falls_back_to_the_channel(world: World) -> None:
     async def forbidden(*_args: Any, **_kwargs: Any) -> None:
         raise discord.Forbidden(MagicMock(status=403, reason="Forbidden"), "Missing Permissions")

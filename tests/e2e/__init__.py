@@ -1,0 +1,1 @@
+"""End-to-end tests: the real bot (``python bot.py``) against local Discord and WAN fakes."""

@@ -1,0 +1,473 @@
+"""The end-to-end harness: the real bot as a subprocess, the fakes in the test's event loop.
+
+``World`` owns one :class:`FakeDiscord` and one :class:`FakeWanServer` (both on 127.0.0.1, served by
+the pytest event loop) and the ``python bot.py`` process pointed at them through its ordinary
+configuration (environment variables). Tests act as users do (slash commands, buttons, messages)
+and check what users, Discord, the API and the database saw.
+
+The event loop must be running for the fakes to answer, so every wait here is an ``await``
+(the bot's shutdown included: ``proc.wait`` runs in a thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from tests.fakes.discord_server import FakeDiscord, FakeUser, MessageFlag
+from tests.fakes.wan_server import FakeWanServer, fake_mp4_chunks
+
+ROOT = Path(__file__).resolve().parents[2]
+BOT_SCRIPT = ROOT / "bot.py"
+WAN_API_KEY = "e2e-wan-key"
+
+# Every variable the bot reads. All are set for the child (empty = unset), so neither the
+# developer's shell nor a .env file in the repository can change what a test runs.
+CONFIG_VARS = (
+    "DISCORD_TOKEN",
+    "FREEPIK_API_KEY",
+    "MAGNIFIC_API_KEY",
+    "WAN_API_BASE",
+    "WAN_API_KEY_HEADER",
+    "DISCORD_API_BASE",
+    "DATABASE_PATH",
+    "DEV_GUILD_ID",
+    "WEBHOOK_PUBLIC_URL",
+    "WEBHOOK_SECRET",
+    "WEBHOOK_PORT",
+    "HTTP_HOST",
+    "QUOTA_DAILY_SECONDS",
+    "QUOTA_MAX_CONCURRENT",
+    "QUOTA_1080P_MULTIPLIER",
+    "JOB_DEADLINE_SECONDS",
+    "WAN_MAX_RPS",
+    "WAN_BURST",
+    "TRACKER_EXPECTED_SECONDS",
+    "TRACKER_LAG_SECONDS",
+    "TRACKER_RECONCILE_GRACE_SECONDS",
+    "STATUS_EDIT_INTERVAL_SECONDS",
+    "MESSAGE_CONTENT_INTENT",
+    "LOG_LEVEL",
+)
+
+START_TIMEOUT = 30.0  # a cold interpreter importing discord.py on a slow CI machine
+STOP_TIMEOUT = 20.0
+WAIT = 15.0  # default for one step of a scenario
+
+ACCEPTED = re.compile(r"Accepted as job `([0-9a-f]+)`")
+T = TypeVar("T")
+
+
+# ----------------------------------------------------------------------------- media
+
+
+def png(width: int, height: int) -> bytes:
+    """A real PNG (black), so the fake reads its size from the header like Discord does."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    rows = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def mp4(size: int = 4096) -> bytes:
+    return b"".join(fake_mp4_chunks(size))
+
+
+GIF = b"GIF89a" + struct.pack("<HH", 320, 320) + b"\x00" * 32
+MP3 = b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 64
+
+
+# ----------------------------------------------------------------------------- replies
+
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """Everything a user reads in a message: content, embed titles, texts and fields."""
+    parts = [str(message.get("content") or "")]
+    for embed in message.get("embeds") or []:
+        parts += [str(embed.get("title") or ""), str(embed.get("description") or "")]
+        for item in embed.get("fields") or []:
+            parts += [str(item.get("name") or ""), str(item.get("value") or "")]
+    return "\n".join(part for part in parts if part)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The bot's answer to one interaction, as the user saw it."""
+
+    interaction_id: int
+    message: dict[str, Any]
+
+    @property
+    def text(self) -> str:
+        return message_text(self.message)
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(int(self.message["flags"]) & MessageFlag.EPHEMERAL)
+
+    @property
+    def job_id(self) -> str:
+        match = ACCEPTED.search(self.text)
+        if match is None:
+            raise AssertionError(f"not an acceptance: {self.text!r}")
+        return match.group(1)
+
+
+# ----------------------------------------------------------------------------- the process
+
+
+@dataclass
+class BotProcess:
+    """``python bot.py`` with a given environment, its output appended to one log file."""
+
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    def spawn(self) -> None:
+        if self.proc is not None:
+            raise RuntimeError("the bot is already running")
+        self._log = self.log_path.open("ab")
+        self._log.write(b"\n===== bot starting =====\n")
+        self._log.flush()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(BOT_SCRIPT)],
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    async def _reap(self, timeout: float) -> int:
+        assert self.proc is not None
+        try:
+            code = await asyncio.to_thread(self.proc.wait, timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                await asyncio.to_thread(self.proc.wait)
+            assert self._log is not None
+            self._log.close()
+            self.proc, self._log = None, None
+        return code
+
+    async def terminate(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM, then wait for the exit code (the fakes keep serving meanwhile)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return await self._reap(timeout)
+
+    async def kill(self) -> int:
+        """SIGKILL: a crash, with no chance to clean up."""
+        assert self.proc is not None
+        self.proc.kill()
+        return await self._reap(STOP_TIMEOUT)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+# ----------------------------------------------------------------------------- the world
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a module wants its world: extra bot settings and the fake API's behaviour."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    task_seconds: float | None = 0.3  # None: tasks move only when the test says so
+    media_bytes: int = 200 * 1024
+    webhook_secret: str | None = None  # set: webhook mode (the bot's HTTP server on a free port)
+
+
+class World:
+    def __init__(self, directory: Path, options: Options) -> None:
+        self.directory = directory
+        self.options = options
+        self.discord = FakeDiscord()
+        self.wan = FakeWanServer(
+            api_key=WAN_API_KEY,
+            task_seconds=options.task_seconds,
+            webhook_secret=options.webhook_secret,
+            media_bytes=options.media_bytes,
+        )
+        self.db_path = directory / "bot.sqlite3"
+        self.log_path = directory / "bot.log"
+        self.http_port: int | None = None
+        self.bot: BotProcess | None = None
+        self._users = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        await self.discord.start()
+        await self.wan.start()
+        self.bot = BotProcess(self.environment(), self.log_path)
+
+    async def close(self) -> None:
+        try:
+            if self.bot is not None and self.bot.running:
+                await self.bot.kill()
+        finally:
+            await self.wan.close()
+            await self.discord.close()
+
+    def environment(self) -> dict[str, str]:
+        env = {name: value for name, value in os.environ.items() if name not in CONFIG_VARS}
+        env |= dict.fromkeys(CONFIG_VARS, "")
+        env |= {
+            "PYTHONUNBUFFERED": "1",
+            "DISCORD_TOKEN": self.discord.token,
+            "FREEPIK_API_KEY": WAN_API_KEY,
+            "WAN_API_BASE": self.wan.base_url,
+            "DISCORD_API_BASE": self.discord.api_base,
+            "DATABASE_PATH": str(self.db_path),
+            "DEV_GUILD_ID": str(self.discord.guild_id),
+            "WEBHOOK_PORT": "0",
+            "HTTP_HOST": "127.0.0.1",
+            "LOG_LEVEL": "DEBUG",
+            # Fast timing for a fake API whose tasks take well under a second.
+            "TRACKER_EXPECTED_SECONDS": "0.5",
+            "TRACKER_LAG_SECONDS": "0.25",
+            "TRACKER_RECONCILE_GRACE_SECONDS": "1",
+            "STATUS_EDIT_INTERVAL_SECONDS": "0.2",
+            "QUOTA_DAILY_SECONDS": "600",
+            "QUOTA_MAX_CONCURRENT": "5",
+        }
+        if self.options.webhook_secret is not None:
+            self.http_port = free_port()
+            env |= {
+                "WEBHOOK_PORT": str(self.http_port),
+                "WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{self.http_port}",
+                "WEBHOOK_SECRET": self.options.webhook_secret,
+            }
+        env |= self.options.env
+        return env
+
+    @property
+    def process(self) -> BotProcess:
+        assert self.bot is not None
+        return self.bot
+
+    async def start_bot(self) -> None:
+        """Start ``python bot.py`` and wait until it has synced its commands and identified."""
+        before = self.discord.identify_count
+        self.process.spawn()
+        await self.until(
+            lambda: (
+                self.discord.identify_count > before
+                and self.discord.connected
+                and self.discord.find_command("video") is not None
+            ),
+            START_TIMEOUT,
+            "the bot to sync its commands and connect to the gateway",
+        )
+
+    async def stop_bot(self) -> int:
+        """SIGTERM; returns the exit code."""
+        code = await self.process.terminate()
+        await self.discord.wait_for(lambda: not self.discord.connected, 5.0, "the bot to leave")
+        return code
+
+    async def crash_bot(self) -> None:
+        """SIGKILL, and wait until the fake Discord has noticed the dead connection."""
+        await self.process.kill()
+        await self.discord.wait_for(lambda: not self.discord.connected, 5.0, "the bot to drop")
+
+    # ------------------------------------------------------------------ waiting
+
+    async def until(
+        self, predicate: Callable[[], T | None], timeout: float = WAIT, what: str = "condition"
+    ) -> T:
+        """Re-check ``predicate`` until it is truthy; fail early if the bot process died."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            bot = self.bot
+            if bot is not None and bot.proc is not None and bot.proc.poll() is not None:
+                raise AssertionError(f"the bot exited ({bot.proc.returncode}) waiting for {what}")
+            if loop.time() >= deadline:
+                raise TimeoutError(f"{what}: not within {timeout} s")
+            # Polling: the database and the fake API have no change notifications.
+            await asyncio.sleep(0.02)
+
+    # ------------------------------------------------------------------ users and files
+
+    def new_user(self, name: str = "user", *, moderator: bool = False) -> FakeUser:
+        """A fresh member, so each scenario starts with an untouched quota."""
+        self._users += 1
+        return self.discord.add_user(f"{name}{self._users}", moderator=moderator)
+
+    def file(
+        self,
+        data: bytes,
+        filename: str,
+        content_type: str | None,
+        *,
+        size: int | None = None,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> dict[str, Any]:
+        """An attachment for a slash-command option; ``size``/``width``/``height`` override
+        what Discord reports (the bot never downloads a reference, it validates metadata)."""
+        payload = self.discord.register_file(
+            data, filename, content_type, width=width, height=height
+        )
+        if size is not None:
+            payload["size"] = size
+        return payload
+
+    def image(self, filename: str = "fox.png", width: int = 320, height: int = 320) -> Any:
+        return self.file(png(width, height), filename, "image/png")
+
+    def video_file(self, filename: str = "guitarist.mp4") -> Any:
+        return self.file(mp4(), filename, "video/mp4")
+
+    def voice(self, filename: str = "riff.mp3") -> Any:
+        return self.file(MP3, filename, "audio/mpeg")
+
+    # ------------------------------------------------------------------ acting
+
+    def answer_of(self, interaction_id: int) -> Reply | None:
+        """The interaction's first visible answer once it is complete (not "thinking…")."""
+        interaction = self.discord.interactions[interaction_id]
+        if interaction.response_type is None:
+            return None
+        for message in self.discord.interaction_messages(interaction_id):
+            if not int(message["flags"]) & MessageFlag.LOADING:
+                return Reply(interaction_id, message)
+        return None
+
+    async def command(
+        self,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        user: FakeUser | None = None,
+        channel_id: int | None = None,
+        timeout: float = WAIT,
+    ) -> Reply:
+        """Run ``/name`` and wait for the bot's answer."""
+        interaction_id = await self.discord.dispatch_slash_command(
+            name, options, user=user, channel_id=channel_id
+        )
+        return await self.until(
+            lambda: self.answer_of(interaction_id), timeout, f"an answer to /{name}"
+        )
+
+    async def click(self, message: Mapping[str, Any], custom_id: str, user: FakeUser) -> Reply:
+        interaction_id = await self.discord.click_button(dict(message), custom_id, user=user)
+        return await self.until(
+            lambda: self.answer_of(interaction_id), WAIT, f"an answer to a click on {custom_id}"
+        )
+
+    # ------------------------------------------------------------------ the database
+
+    def rows(self, sql: str, *params: Any) -> list[sqlite3.Row]:
+        """Read the bot's database (read-only, beside the running bot: WAL allows it)."""
+        if not self.db_path.exists():
+            return []
+        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            conn.row_factory = sqlite3.Row
+            return list(conn.execute(sql, params))
+        finally:
+            conn.close()
+
+    def job(self, job_id: str) -> sqlite3.Row:
+        found = self.rows("SELECT * FROM jobs WHERE id = ?", job_id)
+        assert found, f"no job {job_id} in the database"
+        return found[0]
+
+    def jobs_of(self, user: FakeUser) -> list[sqlite3.Row]:
+        return self.rows("SELECT * FROM jobs WHERE user_id = ? ORDER BY created_at", user.id)
+
+    def ledger(self, user: FakeUser) -> list[tuple[str, int]]:
+        found = self.rows(
+            "SELECT kind, seconds FROM quota_ledger WHERE user_id = ? ORDER BY id", user.id
+        )
+        return [(row["kind"], row["seconds"]) for row in found]
+
+    async def wait_state(self, job_id: str, *states: str, timeout: float = WAIT) -> sqlite3.Row:
+        def reached() -> sqlite3.Row | None:
+            found = self.rows("SELECT * FROM jobs WHERE id = ?", job_id)
+            return found[0] if found and found[0]["state"] in states else None
+
+        return await self.until(reached, timeout, f"job {job_id} to be {'/'.join(states)}")
+
+    # ------------------------------------------------------------------ what Discord shows
+
+    def deliveries(self, job_id: str) -> list[dict[str, Any]]:
+        """Every message the bot posted that delivers ``job_id`` (in any channel or thread)."""
+        marker = f"your video is ready! (job `{job_id}`)"
+        return [
+            message
+            for message in self.discord.messages.values()
+            if int(message["author"]["id"]) == self.discord.bot_user.id
+            and marker in str(message.get("content") or "")
+        ]
+
+    def failure_notices(self, job_id: str) -> list[dict[str, Any]]:
+        marker = f"(job `{job_id}`)"
+        return [
+            message
+            for message in self.discord.messages.values()
+            if int(message["author"]["id"]) == self.discord.bot_user.id
+            and marker in str(message.get("content") or "")
+            and ("could not be made" in message["content"] or "was cancelled" in message["content"])
+        ]
+
+    def creates_for(self, prompt_part: str) -> list[dict[str, Any]]:
+        """Create bodies the fake API received whose prompt contains ``prompt_part``."""
+        return [
+            request.json
+            for request in self.wan.creates
+            if isinstance(request.json, dict) and prompt_part in str(request.json.get("prompt"))
+        ]
+
+    def tasks_for(self, prompt_part: str) -> list[str]:
+        """Tasks the fake API created (each one paid) whose prompt contains ``prompt_part``."""
+        return [
+            task.task_id
+            for task in self.wan.tasks.values()
+            if prompt_part in str(task.body.get("prompt"))
+        ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
