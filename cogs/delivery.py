@@ -21,8 +21,9 @@ import discord
 from discord.utils import MISSING
 
 from cogs import presenter
+from cogs.reference_copies import ReferenceKeeper
 from cogs.views import delivery_view
-from core.jobs import Job, JobState
+from core.jobs import Job, JobOrigin, JobState
 from core.media import UPLOAD_OVERHEAD_BYTES, MediaTooLarge
 from core.tracker import VideoSource
 
@@ -62,8 +63,14 @@ def no_thread_note(job: Job, target: Target) -> str | None:
 
 
 class DiscordDelivery:
-    def __init__(self, bot: WanBot, edit_interval: float = EDIT_INTERVAL_SECONDS) -> None:
+    def __init__(
+        self,
+        bot: WanBot,
+        edit_interval: float = EDIT_INTERVAL_SECONDS,
+        keeper: ReferenceKeeper | None = None,
+    ) -> None:
         self.bot = bot
+        self.keeper = keeper or ReferenceKeeper(bot)
         self._edit_interval = edit_interval
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_edit: dict[str, float] = {}
@@ -147,6 +154,11 @@ class DiscordDelivery:
             await message.edit(embed=presenter.status_embed(current or job, NO_THREAD_NOTE))
             return
         await self.bot.store.set_discord_ids(job.id, thread_id=thread_id)
+        if job.origin is JobOrigin.COMMAND:
+            # Slash-command files are ephemeral: keep copies in the new thread for later reuse.
+            made = await self.channel(thread_id)
+            if isinstance(made, discord.Thread):
+                self.keeper.keep_later(job, made)
 
     def _request_edit(self, job: Job) -> None:
         """Edit the status message with the newest state, at most once per interval."""
@@ -191,6 +203,7 @@ class DiscordDelivery:
         for task in list(self._edits.values()):
             task.cancel()
         await asyncio.gather(*self._edits.values(), return_exceptions=True)
+        await self.keeper.close()
 
     # ----------------------------------------------------------------- JobEvents
 

@@ -22,10 +22,10 @@ from discord.app_commands import Choice, Range
 from discord.ext import commands
 
 from cogs import presenter
-from cogs.cdn import refresh_urls
 from cogs.delivery import DiscordDelivery
 from cogs.errors import describe_error
 from cogs.permissions import is_moderator
+from cogs.reference_copies import Copies, copies_on_message
 from cogs.views import DeleteButton, RerollButton
 from core.errors import UserError
 from core.jobs import Job, JobOrigin
@@ -104,22 +104,33 @@ def options_from(request: GenerationRequest, seed: int | None) -> GenerationOpti
     )
 
 
+def _is_audio(attachment: discord.Attachment) -> bool:
+    return (attachment.content_type or "").startswith("audio/") or (
+        PurePosixPath(attachment.filename.lower()).suffix in AUDIO_EXTENSIONS
+    )
+
+
+def reply_file_keys(attachments: Sequence[discord.Attachment]) -> list[str]:
+    """What each file of a reply becomes: ``ref:N`` (images/videos) or ``voice:N`` (audio)."""
+    counts = {"ref": 0, "voice": 0}
+    keys = []
+    for attachment in attachments:
+        kind = "voice" if _is_audio(attachment) else "ref"
+        counts[kind] += 1
+        keys.append(f"{kind}:{counts[kind]}")
+    return keys
+
+
 def split_reply_attachments(
     attachments: Sequence[discord.Attachment],
 ) -> tuple[list[ReferenceInput], dict[int, Attachment]]:
     """New files on a reply: images/videos become refs 1…n, audio files their voices in order."""
-    media: list[Attachment] = []
-    voices: list[Attachment] = []
-    for attachment in attachments:
-        core = to_core_attachment(attachment)
-        is_audio = (attachment.content_type or "").startswith("audio/") or (
-            PurePosixPath(attachment.filename.lower()).suffix in AUDIO_EXTENSIONS
-        )
-        (voices if is_audio else media).append(core)
-    return pair_slots(
-        {slot: att for slot, att in enumerate(media, start=1)},
-        {slot: att for slot, att in enumerate(voices, start=1)},
-    )
+    media: dict[int, Attachment] = {}
+    voices: dict[int, Attachment] = {}
+    for key, attachment in zip(reply_file_keys(attachments), attachments, strict=True):
+        kind, slot = key.split(":")
+        (voices if kind == "voice" else media)[int(slot)] = to_core_attachment(attachment)
+    return pair_slots(media, voices)
 
 
 class VideoCog(commands.Cog, name="Video"):
@@ -256,40 +267,45 @@ class VideoCog(commands.Cog, name="Video"):
         old: Job,
         prompt: str,
         options: GenerationOptions,
-        new_files: Sequence[discord.Attachment] = (),
-    ) -> BuiltRequest:
-        """Build a request from ``old``'s references (refreshed links) or from new files."""
-        if new_files:
+        reply: discord.Message | None = None,
+    ) -> tuple[BuiltRequest, Copies]:
+        """A request from ``old``'s references (live links) or from a reply's new files.
+
+        Also returns where lasting copies of the files are, for the new job to remember.
+        """
+        if reply is not None and reply.attachments:
             # New characters: the old start frame would not match them, so it is dropped.
-            references, stray = split_reply_attachments(new_files)
-            return build_request(prompt, references, options, stray_voices=stray)
-        urls = [ref.media.url for ref in old.references]
-        urls += [ref.voice.url for ref in old.references if ref.voice is not None]
-        if old.request.start_image_url:
-            urls.append(old.request.start_image_url)
-        fresh = await refresh_urls(self.bot.http, urls)
+            references, stray = split_reply_attachments(reply.attachments)
+            copies = copies_on_message(reply, reply_file_keys(reply.attachments))
+            return build_request(prompt, references, options, stray_voices=stray), copies
+        fresh = await self.delivery.keeper.fresh_urls(old)
         references = [
             ReferenceInput(
                 slot=ref.slot,
-                media=replace(ref.media, url=fresh[ref.media.url]),
-                voice=replace(ref.voice, url=fresh[ref.voice.url]) if ref.voice else None,
+                media=replace(ref.media, url=fresh[f"ref:{ref.slot}"]),
+                voice=replace(ref.voice, url=fresh[f"voice:{ref.slot}"]) if ref.voice else None,
             )
             for ref in old.references
         ]
         start_image = None
-        if old.request.start_image_url:
-            start_url = fresh[old.request.start_image_url]
-            name = PurePosixPath(urlsplit(start_url).path).name or "start-image.png"
-            start_image = Attachment(url=start_url, filename=name, content_type=None, size=0)
-        return build_request(prompt, references, options, start_image)
+        if "start" in fresh:
+            name = PurePosixPath(urlsplit(fresh["start"]).path).name or "start-image.png"
+            start_image = Attachment(url=fresh["start"], filename=name, content_type=None, size=0)
+        return build_request(prompt, references, options, start_image), old.reference_copies
 
     async def reroll(self, interaction: discord.Interaction, job_id: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         who = requester_of(interaction)
         old = await self._job_here(job_id, who.guild_id)
-        built = await self._reuse(old, old.request.prompt, options_from(old.request, random_seed()))
+        options = options_from(old.request, random_seed())
+        built, copies = await self._reuse(old, old.request.prompt, options)
         job = await self.bot.service.accept(
-            who, built, origin=JobOrigin.REROLL, parent_job_id=old.id, thread_id=old.thread_id
+            who,
+            built,
+            origin=JobOrigin.REROLL,
+            parent_job_id=old.id,
+            thread_id=old.thread_id,
+            reference_copies=copies,
         )
         await self._acknowledge(interaction, job, built)
 
@@ -351,9 +367,14 @@ class VideoCog(commands.Cog, name="Video"):
         # A reply asks for a new video: a fresh seed unless the reply names one.
         seed = parsed.overrides.seed if parsed.overrides.seed is not None else random_seed()
         options = replace(parsed.overrides.apply(options_from(old.request, None)), seed=seed)
-        built = await self._reuse(old, prompt, options, message.attachments)
+        built, copies = await self._reuse(old, prompt, options, message)
         job = await self.bot.service.accept(
-            who, built, origin=JobOrigin.REPLY, parent_job_id=old.id, thread_id=message.channel.id
+            who,
+            built,
+            origin=JobOrigin.REPLY,
+            parent_job_id=old.id,
+            thread_id=message.channel.id,
+            reference_copies=copies,
         )
         return job, built
 

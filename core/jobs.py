@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from core.references import LabelledReference
@@ -107,6 +107,9 @@ class Job:
     cancelled_at: float | None
     updated_at: float
     user_notified_at: float | None = None
+    # Lasting copies of the reference files: "ref:N" / "voice:N" / "start" → [channel, message,
+    # attachment position]. Opaque to core; the Discord side reads them back when reusing.
+    reference_copies: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def delivery_nonce(self) -> str:

@@ -133,7 +133,9 @@ async def download_video(
         async with session.get(
             url, timeout=aiohttp.ClientTimeout(total=timeout), max_redirects=5
         ) as response:
-            return await _save(response, max_bytes=max_bytes, dest_dir=dest_dir, name=name)
+            return await _save(
+                response, max_bytes=max_bytes, dest_dir=dest_dir, name=name, video=True
+            )
     except TimeoutError as exc:
         raise MediaDownloadError(f"download from {where} timed out after {timeout:g}s") from exc
     except aiohttp.ClientError as exc:
@@ -143,15 +145,52 @@ async def download_video(
         ) from exc
 
 
+async def download_file(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    max_bytes: int,
+    filename: str,
+    timeout: float,  # noqa: ASYNC109 - becomes aiohttp's total timeout
+    dest_dir: Path | None = None,
+) -> DownloadedVideo:
+    """Stream any file (a reference to re-post) to a temporary file, under the same size rules.
+
+    ``filename`` is kept as the display name. Raises :class:`MediaTooLarge` or
+    :class:`MediaDownloadError`; no file is left behind on failure.
+    """
+    parsed = URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise MediaDownloadError("refusing a non-http(s) URL")
+    try:
+        async with session.get(
+            url, timeout=aiohttp.ClientTimeout(total=timeout), max_redirects=5
+        ) as response:
+            return await _save(
+                response, max_bytes=max_bytes, dest_dir=dest_dir, name=filename, video=False
+            )
+    except TimeoutError as exc:
+        raise MediaDownloadError(f"download from {parsed.host} timed out") from exc
+    except aiohttp.ClientError as exc:
+        raise MediaDownloadError(
+            f"download from {parsed.host} failed: {type(exc).__name__}"
+        ) from exc
+
+
 async def _save(
-    response: aiohttp.ClientResponse, *, max_bytes: int, dest_dir: Path | None, name: str
+    response: aiohttp.ClientResponse,
+    *,
+    max_bytes: int,
+    dest_dir: Path | None,
+    name: str,
+    video: bool,
 ) -> DownloadedVideo:
     if response.status != 200:
         raise MediaDownloadError(
             f"download answered HTTP {response.status}", status=response.status
         )
     content_type = response.content_type  # aiohttp: lower-case, no parameters
-    if content_type not in DIRECT_VIDEO_TYPES and content_type not in SNIFFED_TYPES:
+    if video and content_type not in DIRECT_VIDEO_TYPES and content_type not in SNIFFED_TYPES:
         raise MediaTypeError(f"not a video: {content_type}")
     declared = response.content_length
     if declared is not None and declared > max_bytes:
@@ -162,15 +201,16 @@ async def _save(
     file = _open_temp(dest_dir)
     path = Path(file.name)
     try:
-        size, head = await _stream(response, file, max_bytes, sniff=content_type in SNIFFED_TYPES)
+        sniff = video and content_type in SNIFFED_TYPES
+        size, head = await _stream(response, file, max_bytes, sniff=sniff)
         await asyncio.to_thread(file.close)
     except BaseException:
         # Includes cancellation: a partial file must never outlive the download.
         _close_and_delete(file, path)
         raise
-    video = DownloadedVideo(path, size, content_type, _display_name(name, content_type, head))
+    shown = _display_name(name, content_type, head) if video else name
     log.debug("downloaded %d bytes (%s) to %s", size, content_type, path)
-    return video
+    return DownloadedVideo(path, size, content_type, shown)
 
 
 async def _stream(

@@ -80,6 +80,7 @@ class VideoService:
         origin: JobOrigin = JobOrigin.COMMAND,
         parent_job_id: str | None = None,
         thread_id: int | None = None,
+        reference_copies: dict[str, list[int]] | None = None,
     ) -> Job:
         """Check the rules, reserve the cost, persist the job and hand it to the tracker."""
         guild = await self.check_allowed(who)
@@ -120,6 +121,7 @@ class VideoService:
                 webhook_token_hash=token_hash,
                 parent_job_id=parent_job_id,
                 thread_id=thread_id,
+                reference_copies=reference_copies or {},
             ),
             limits,
             now,

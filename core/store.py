@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -85,6 +85,7 @@ class NewJob:
     webhook_token_hash: str | None = None
     parent_job_id: str | None = None
     thread_id: int | None = None
+    reference_copies: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +170,8 @@ _JOB_COLUMNS = (
     " references_json, cost_seconds, quota_day, webhook_token_hash, task_id, submit_attempts,"
     " poll_count, delivery_attempts, deadline_at, result_url, error, status_message_id,"
     " thread_id, delivered_message_id, created_at, submitting_at, submitted_at, running_at,"
-    " completed_at, delivered_at, failed_at, cancelled_at, updated_at, user_notified_at"
+    " completed_at, delivered_at, failed_at, cancelled_at, updated_at, user_notified_at,"
+    " reference_copies_json"
 )
 
 # Fields a transition may set besides the state and its timestamp.
@@ -219,6 +221,7 @@ def _job_from_row(row: aiosqlite.Row) -> Job:
         cancelled_at=row["cancelled_at"],
         updated_at=row["updated_at"],
         user_notified_at=row["user_notified_at"],
+        reference_copies=json.loads(row["reference_copies_json"]),
     )
 
 
@@ -330,8 +333,9 @@ class Store:
             await conn.execute(
                 "INSERT INTO jobs (id, guild_id, channel_id, user_id, origin, parent_job_id,"
                 " state, request_json, references_json, cost_seconds, quota_day,"
-                " webhook_token_hash, deadline_at, thread_id, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " webhook_token_hash, deadline_at, thread_id, created_at, updated_at,"
+                " reference_copies_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job.id,
                     job.guild_id,
@@ -348,6 +352,7 @@ class Store:
                     job.thread_id,
                     now,
                     now,
+                    json.dumps(job.reference_copies),
                 ),
             )
             await self._ledger(
@@ -429,6 +434,13 @@ class Store:
         async with self._tx() as conn:
             await conn.execute(
                 f"UPDATE jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id)
+            )
+
+    async def set_reference_copies(self, job_id: str, copies: dict[str, list[int]]) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE jobs SET reference_copies_json = ? WHERE id = ?",
+                (json.dumps(copies), job_id),
             )
 
     async def count_poll(self, job_id: str) -> None:

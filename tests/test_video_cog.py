@@ -584,7 +584,7 @@ async def test_a_reply_mentioning_the_bot_makes_a_new_video_with_the_same_charac
 async def test_a_reply_with_new_files_replaces_the_references(world: World) -> None:
     job = await completed_job(world)
     dog, bark = image("dog.png"), voice("bark.mp3")
-    await reply_in_thread(
+    reply = await reply_in_thread(
         world,
         job,
         world.alice,
@@ -594,6 +594,11 @@ async def test_a_reply_with_new_files_replaces_the_references(world: World) -> N
     )
     new = next(j for j in await world.jobs() if j.id != job.id)
     assert new.request.to_json()["image_urls"] == [{"url": dog.url, "reference_voice": bark.url}]
+    # The reply's files live on the reply itself: that is where later reuse reads them.
+    assert new.reference_copies == {
+        "ref:1": [job.thread_id, reply.id, 0],
+        "voice:1": [job.thread_id, reply.id, 1],
+    }
 
 
 async def test_a_reply_without_a_mention_is_ignored_without_the_content_intent(

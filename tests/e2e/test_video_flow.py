@@ -97,6 +97,8 @@ async def make_video(world: World, user: FakeUser, prompt: str) -> tuple[str, di
     reply = await world.command("video", {"prompt": prompt, **refs}, user=user)
     job_id = reply.job_id
     await world.wait_state(job_id, "delivered")
+    # The files are re-posted in the thread in the background: wait, so reuse is predictable.
+    await world.until(lambda: world.job(job_id)["reference_copies_json"] != "{}", what="copies")
     return job_id, refs
 
 
@@ -111,15 +113,42 @@ def refreshed_links(world: World, since: int) -> dict[str, str]:
     return found
 
 
-async def test_reroll_makes_a_new_job_with_fresh_links_charged_to_the_clicker(
+def kept_copies(world: World, thread_id: int) -> dict[str, dict[str, Any]]:
+    """filename → attachment, for the reference files the bot re-posted in the thread."""
+    return {
+        attachment["filename"]: attachment
+        for message in world.discord.channel_messages(thread_id)
+        if int(message["author"]["id"]) == world.discord.bot_user.id
+        and message["content"].startswith("🎭")
+        for attachment in message["attachments"]
+    }
+
+
+def assert_from_kept_copies(body: dict[str, Any], thread_id: int, kept: dict[str, Any]) -> None:
+    """The create used the copies on the bot's own message in the thread, freshly signed."""
+    image_url = body["image_urls"][0]["url"]
+    video = body["video_urls"][0]
+    for url, name in (
+        (image_url, "hero.png"),
+        (video["url"], "dance.mp4"),
+        (video["reference_voice"], "hum.mp3"),
+    ):
+        assert f"/{thread_id}/" in url and name in url and "ephemeral" not in url
+        assert url != kept[name]["url"]
+
+
+async def test_reroll_makes_a_new_job_from_the_kept_copies_charged_to_the_clicker(
     world: World,
 ) -> None:
     owner, clicker = world.new_user("owner"), world.new_user("clicker")
     job_id, refs = await make_video(world, owner, "Image 1 waves at Video 1 by the sea")
     old = world.job(job_id)
+    thread_id = old["thread_id"]
+    # The slash command's files are ephemeral: the bot re-posts them once in the thread.
+    kept = kept_copies(world, thread_id)
+    assert set(kept) == {refs["ref1"]["filename"], refs["ref2"]["filename"], "hum.mp3"}
     delivery = world.deliveries(job_id)[0]
-    # Time passes: Discord signs links anew, so refreshed links differ from the stored ones.
-    world.discord.advance_clock(120)
+    world.discord.advance_clock(120)  # time passes: links are signed anew when fetched
     since = len(world.discord.calls)
 
     reply = await world.click(delivery, f"wan:reroll:{job_id}", clicker)
@@ -127,22 +156,17 @@ async def test_reroll_makes_a_new_job_with_fresh_links_charged_to_the_clicker(
     assert reply.ephemeral
     new_id = reply.job_id
     assert new_id != job_id
-    fresh = refreshed_links(world, since)
-    originals = [refs["ref1"]["url"], refs["ref2"]["url"], refs["voice2"]["url"]]
-    assert set(fresh) == set(originals)
-    assert all(fresh[url] != url for url in originals)
+    assert refreshed_links(world, since) == {}  # no undocumented refresh was needed
     await world.until(lambda: len(world.creates_for("waves at Video 1")) == 2, what="a create")
     first, again = world.creates_for("waves at Video 1")
-    assert again["image_urls"] == [{"url": fresh[refs["ref1"]["url"]]}]
-    assert again["video_urls"] == [
-        {"url": fresh[refs["ref2"]["url"]], "reference_voice": fresh[refs["voice2"]["url"]]}
-    ]
+    assert_from_kept_copies(again, thread_id, kept)
     assert again["prompt"] == first["prompt"]
     assert again["duration"] == first["duration"]
 
     new = await world.wait_state(new_id, "delivered")
     assert (new["user_id"], new["origin"], new["parent_job_id"]) == (clicker.id, "reroll", job_id)
     assert new["thread_id"] == old["thread_id"]
+    assert new["reference_copies_json"] == world.job(job_id)["reference_copies_json"]
     delivered = world.deliveries(new_id)
     assert len(delivered) == 1 and int(delivered[0]["channel_id"]) == old["thread_id"]
     # Charged to whoever clicked; the owner's quota is untouched by the reroll.
@@ -152,7 +176,7 @@ async def test_reroll_makes_a_new_job_with_fresh_links_charged_to_the_clicker(
 
 async def test_a_reply_in_the_thread_makes_a_new_video_with_its_flags(world: World) -> None:
     owner, replier = world.new_user("owner"), world.new_user("replier")
-    job_id, refs = await make_video(world, owner, "Image 1 juggles while Video 1 sings")
+    job_id, _refs = await make_video(world, owner, "Image 1 juggles while Video 1 sings")
     thread_id = world.job(job_id)["thread_id"]
     world.discord.advance_clock(120)
     since = len(world.discord.calls)
@@ -177,14 +201,10 @@ async def test_a_reply_in_the_thread_makes_a_new_video_with_its_flags(world: Wor
     assert match is not None, answered["content"]
     new_id = match.group(1)
     body = (await world.until(lambda: world.creates_for("now Image 1 dances"), what="create"))[0]
-    fresh = refreshed_links(world, since)
     assert body["seed"] == 42 and body["duration"] == 8
     assert body["prompt"] == "now Image 1 dances while Video 1 sings"
-    assert body["image_urls"] == [{"url": fresh[refs["ref1"]["url"]]}]
-    assert body["video_urls"] == [
-        {"url": fresh[refs["ref2"]["url"]], "reference_voice": fresh[refs["voice2"]["url"]]}
-    ]
-    assert fresh[refs["ref1"]["url"]] != refs["ref1"]["url"]
+    assert_from_kept_copies(body, thread_id, kept_copies(world, thread_id))
+    assert refreshed_links(world, since) == {}
 
     new = await world.wait_state(new_id, "delivered")
     assert (new["user_id"], new["origin"], new["parent_job_id"]) == (replier.id, "reply", job_id)
@@ -233,8 +253,13 @@ async def test_a_reroll_after_discord_dropped_the_references_costs_nothing(world
     owner, clicker = world.new_user("owner"), world.new_user("clicker")
     job_id, refs = await make_video(world, owner, "Image 1 fades away beside Video 1")
     delivery = world.deliveries(job_id)[0]
+    # Discord dropped the ephemeral originals, and someone deleted the kept copies too.
     for attachment in refs.values():
         world.discord.remove_attachment(int(attachment["id"]))
+    for message in world.discord.channel_messages(world.job(job_id)["thread_id"]):
+        if message["content"].startswith("🎭"):
+            message_id = int(message["id"])
+            world.discord.deleted_messages[message_id] = world.discord.messages.pop(message_id)
 
     reply = await world.click(delivery, f"wan:reroll:{job_id}", clicker)
 

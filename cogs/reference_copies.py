@@ -1,0 +1,172 @@
+"""Keep a job's reference files alive, so rerolls and replies work days later.
+
+Files attached to a slash command are *ephemeral* attachments: Discord removes them after an
+undocumented time, and their signed links expire in about a day. So once a video's thread exists,
+the bot re-posts the reference files there, on a regular message it controls, and remembers where
+each one went (``Job.reference_copies``). Reusing them later means fetching that message, which
+Discord documents to return fresh links. Files larger than the server's upload limit cannot be
+re-posted; for those (and for old jobs) the bot asks Discord to refresh the original links.
+
+A reply in a thread that brings new files needs no copy: its files live on the reply itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import discord
+
+from cogs.cdn import refresh_urls
+from core.jobs import Job
+from core.media import UPLOAD_OVERHEAD_BYTES, DownloadedVideo, MediaError, download_file
+
+if TYPE_CHECKING:
+    from bot import WanBot
+
+log = logging.getLogger(__name__)
+
+MAX_FILES_PER_MESSAGE = 10  # Discord's limit
+DOWNLOAD_TIMEOUT_SECONDS = 120.0
+KEPT_TEXT = (
+    "🎭 The reference files of this thread's videos, kept here so that 🎲 Reroll and replies"
+    " keep working after Discord drops the originals."
+)
+
+Copies = dict[str, list[int]]  # key → [channel id, message id, attachment position]
+
+
+def reference_urls(job: Job) -> dict[str, str]:
+    """Every file a job's request points at, by key: ``ref:N``, ``voice:N``, ``start``."""
+    urls: dict[str, str] = {}
+    for ref in job.references:
+        urls[f"ref:{ref.slot}"] = ref.media.url
+        if ref.voice is not None:
+            urls[f"voice:{ref.slot}"] = ref.voice.url
+    if job.request.start_image_url:
+        urls["start"] = job.request.start_image_url
+    return urls
+
+
+def copies_on_message(message: discord.Message, keys: Sequence[str | None]) -> Copies:
+    """Copies for files that already live on a regular message (``keys[i]`` per attachment)."""
+    return {
+        key: [message.channel.id, message.id, position]
+        for position, key in enumerate(keys)
+        if key is not None
+    }
+
+
+class ReferenceKeeper:
+    def __init__(self, bot: WanBot) -> None:
+        self.bot = bot
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def keep_later(self, job: Job, thread: discord.Thread) -> None:
+        """Re-post ``job``'s reference files into ``thread`` in the background."""
+        if job.reference_copies:
+            return
+        task = asyncio.create_task(self._keep_logged(job, thread), name=f"keep-{job.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _keep_logged(self, job: Job, thread: discord.Thread) -> None:
+        try:
+            await self.keep(job, thread)
+        except Exception:
+            log.exception("job %s: keeping the reference files failed", job.id)
+
+    async def keep(self, job: Job, thread: discord.Thread) -> Copies:
+        limit = max(thread.guild.filesize_limit - UPLOAD_OVERHEAD_BYTES, 0)
+        sizes = {f"ref:{ref.slot}": ref.media.size for ref in job.references} | {
+            f"voice:{ref.slot}": ref.voice.size for ref in job.references if ref.voice
+        }
+        names = {f"ref:{ref.slot}": ref.media.filename for ref in job.references} | {
+            f"voice:{ref.slot}": ref.voice.filename for ref in job.references if ref.voice
+        }
+        downloaded: list[tuple[str, DownloadedVideo]] = []
+        try:
+            for key, url in reference_urls(job).items():
+                if sizes.get(key, 0) > limit:
+                    continue  # too large to re-post here: the original link is refreshed later
+                try:
+                    file = await download_file(
+                        self.bot.session,
+                        url,
+                        max_bytes=limit,
+                        filename=names.get(key, "start-image.png"),
+                        timeout=DOWNLOAD_TIMEOUT_SECONDS,
+                    )
+                except MediaError as exc:
+                    log.info("job %s: %s not kept (%s)", job.id, key, exc)
+                    continue
+                downloaded.append((key, file))
+            copies: Copies = {}
+            for number, batch in enumerate(_batches(downloaded, limit)):
+                files = [discord.File(file.path, filename=file.filename) for _, file in batch]
+                message = await thread.send(
+                    KEPT_TEXT if number == 0 else None,
+                    files=files,
+                    nonce=f"rf{job.id}{number}",
+                    allowed_mentions=discord.AllowedMentions.none(),
+                    silent=True,
+                )
+                copies |= copies_on_message(message, [key for key, _ in batch])
+        finally:
+            for _, file in downloaded:
+                file.cleanup()
+        if copies:
+            await self.bot.store.set_reference_copies(job.id, copies)
+            log.info(
+                "job %s: kept %d reference file(s) in thread %s", job.id, len(copies), thread.id
+            )
+        return copies
+
+    async def fresh_urls(self, job: Job) -> dict[str, str]:
+        """Live links for every file of ``job``, by key. Raises ``ReferencesExpired``."""
+        wanted = reference_urls(job)
+        fresh: dict[str, str] = {}
+        by_message: dict[tuple[int, int], list[tuple[str, int]]] = {}
+        for key, (channel_id, message_id, position) in job.reference_copies.items():
+            if key in wanted:
+                by_message.setdefault((channel_id, message_id), []).append((key, position))
+        for (channel_id, message_id), entries in by_message.items():
+            with contextlib.suppress(discord.HTTPException, TypeError, IndexError):
+                channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(
+                    channel_id
+                )
+                if not isinstance(channel, discord.abc.Messageable):
+                    continue
+                message = await channel.fetch_message(message_id)  # fresh links, documented
+                for key, position in entries:
+                    fresh[key] = message.attachments[position].url
+        missing = {key: url for key, url in wanted.items() if key not in fresh}
+        if missing:
+            refreshed = await refresh_urls(self.bot.http, missing.values())
+            fresh |= {key: refreshed[url] for key, url in missing.items()}
+        return fresh
+
+
+def _batches(
+    files: list[tuple[str, DownloadedVideo]], limit: int
+) -> Iterator[list[tuple[str, DownloadedVideo]]]:
+    """Group files into messages of at most 10 files and ``limit`` bytes in all."""
+    batch: list[tuple[str, DownloadedVideo]] = []
+    total = 0
+    for entry in files:
+        size = entry[1].size
+        if batch and (len(batch) == MAX_FILES_PER_MESSAGE or total + size > limit):
+            yield batch
+            batch, total = [], 0
+        batch.append(entry)
+        total += size
+    if batch:
+        yield batch
