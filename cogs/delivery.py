@@ -217,6 +217,9 @@ class DiscordDelivery:
             )
 
     async def deliver(self, job: Job, video: VideoSource) -> int:
+        # Right after a start the guild is not known yet, and with it the upload limit of a
+        # boosted server: a video that would fit would be posted as a link.
+        await self.bot.wait_until_ready()
         job = await self.ensure_status_message(job)
         channel = await self.channel(job.channel_id)
         target = await self.channel(job.thread_id) if job.thread_id else channel

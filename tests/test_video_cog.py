@@ -439,6 +439,7 @@ async def test_delivery_uploads_the_file_in_the_thread_with_buttons(
     thread = world.guild.get_thread(job.thread_id)
     source = FakeSource(tmp_path, job)
     message_id = await world.cog.delivery.deliver(job, source)  # type: ignore[arg-type]
+    world.harness.bot.wait_until_ready.assert_awaited()  # the guild's upload limit is known
     call = thread.send.await_args
     assert call is not None
     assert call.kwargs["file"].filename == "wan.mp4"
