@@ -1,8 +1,10 @@
 """All SQL lives here: jobs, the quota ledger, guild settings, overrides, bans, rules, audit.
 
-One aiosqlite connection, WAL mode. Every write runs in a ``BEGIN IMMEDIATE`` transaction under
-an asyncio lock, so a check and the write that depends on it (quota reservation, state
-transition + refund) are atomic even with thousands of coroutines calling at once. Callers get
+Two aiosqlite connections in WAL mode: one writes, one reads. Every write runs in a
+``BEGIN IMMEDIATE`` transaction under an asyncio lock, so a check and the write that depends on
+it (quota reservation, state transition + refund) are atomic even with thousands of coroutines
+calling at once; reads go to the other connection and never queue behind writes (WAL lets a
+reader see the last committed state while a write is under way). Callers get
 plain dataclasses; nothing outside this module writes SQL, so another backend (PostgreSQL) can
 implement the same methods without touching them.
 """
@@ -239,8 +241,9 @@ def _migrations() -> list[tuple[int, str]]:
 class Store:
     """The SQLite store. Open with ``async with Store.open(path) as store``."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
         self._conn = conn
+        self._reader = reader
         self._lock = asyncio.Lock()
 
     # ----------------------------------------------------------------- lifecycle
@@ -248,18 +251,18 @@ class Store:
     @classmethod
     @asynccontextmanager
     async def open(cls, path: Path | str) -> AsyncIterator[Store]:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        if str(path) == ":memory:":
+            raise ValueError("the store needs a file: its reader and writer share it")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await _connect(path)
         try:
-            conn.row_factory = aiosqlite.Row
             await conn.execute("PRAGMA journal_mode = WAL")
-            await conn.execute("PRAGMA foreign_keys = ON")
-            await conn.execute("PRAGMA busy_timeout = 5000")
-            await conn.execute("PRAGMA synchronous = NORMAL")
-            store = cls(conn)
-            await store._migrate()
-            yield store
+            await Store(conn, conn)._migrate()
+            reader = await _connect(path)
+            try:
+                yield cls(conn, reader)
+            finally:
+                await reader.close()
         finally:
             await conn.close()
 
@@ -294,12 +297,20 @@ class Store:
             await self._conn.execute("COMMIT")
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._lock, self._conn.execute(sql, params) as cur:
+        async with self._reader.execute(sql, params) as cur:
             return list(await cur.fetchall())
 
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self._lock, self._conn.execute(sql, params) as cur:
+        async with self._reader.execute(sql, params) as cur:
             return await cur.fetchone()
+
+    @staticmethod
+    async def _job_in(conn: aiosqlite.Connection, job_id: str) -> Job:
+        """The job as this transaction sees it (no second trip through the lock)."""
+        async with conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        return _job_from_row(row)
 
     @staticmethod
     async def _one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> Any:
@@ -358,9 +369,7 @@ class Store:
             await self._ledger(
                 conn, job.guild_id, job.user_id, job.id, "reserve", job.cost_seconds, day, now
             )
-        created = await self.get_job(job.id)
-        assert created is not None
-        return created
+            return await self._job_in(conn, job.id)
 
     async def get_job(self, job_id: str) -> Job | None:
         row = await self._fetchone(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
@@ -401,30 +410,24 @@ class Store:
             )
             if cur.rowcount != 1:
                 return None
+            moved = await self._job_in(conn, job_id)
             if target in (JobState.FAILED, JobState.CANCELLED, JobState.DELIVERED):
-                row = await (
-                    await conn.execute(
-                        "SELECT guild_id, user_id, cost_seconds, quota_day FROM jobs WHERE id = ?",
-                        (job_id,),
-                    )
-                ).fetchone()
-                assert row is not None
                 if target is JobState.DELIVERED:
                     kind, seconds = "commit", 0
                 else:
-                    kind, seconds = "refund", -row["cost_seconds"]
+                    kind, seconds = "refund", -moved.cost_seconds
                 await self._ledger(
                     conn,
-                    row["guild_id"],
-                    row["user_id"],
+                    moved.guild_id,
+                    moved.user_id,
                     job_id,
                     kind,
                     seconds,
-                    row["quota_day"],
+                    moved.quota_day,
                     now,
                 )
             await self._audit(conn, audit, now)
-        return await self.get_job(job_id)
+            return moved
 
     async def set_discord_ids(self, job_id: str, **fields: int | None) -> None:
         unknown = set(fields) - _DISCORD_FIELDS
@@ -493,9 +496,32 @@ class Store:
         row = await self._fetchone(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE task_id = ?", (task_id,))
         return _job_from_row(row) if row else None
 
-    async def known_task_ids(self) -> set[str]:
-        rows = await self._fetchall("SELECT task_id FROM jobs WHERE task_id IS NOT NULL")
-        return {row[0] for row in rows}
+    async def known_task_ids(self, candidates: Iterable[str]) -> set[str]:
+        """Which of ``candidates`` already belong to a job (checked in batches, by index)."""
+        wanted = list(dict.fromkeys(candidates))
+        known: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start : start + 500]
+            rows = await self._fetchall(
+                f"SELECT task_id FROM jobs WHERE task_id IN ({_placeholders(len(batch))})", batch
+            )
+            known.update(row[0] for row in rows)
+        return known
+
+    async def ids_in_state(self, state: JobState) -> list[str]:
+        rows = await self._fetchall(
+            "SELECT id FROM jobs WHERE state = ? ORDER BY created_at", (state.value,)
+        )
+        return [row[0] for row in rows]
+
+    async def unfinished_states(self) -> list[tuple[str, JobState]]:
+        """(id, state) of every unfinished job: all a restart needs, without parsing requests."""
+        rows = await self._fetchall(
+            "SELECT id, state FROM jobs"
+            f" WHERE state NOT IN ({_placeholders(len(FINISHED_STATES))}) ORDER BY created_at",
+            sorted(FINISHED_STATES),
+        )
+        return [(row[0], JobState(row[1])) for row in rows]
 
     async def latest_job_in_thread(self, thread_id: int) -> Job | None:
         row = await self._fetchone(
@@ -590,8 +616,7 @@ class Store:
 
     async def usage(self, guild_id: int, user_id: int, day: str) -> int:
         """Seconds the member has used on ``day`` (UTC), grants and resets subtracted."""
-        async with self._lock:
-            return await self._usage(self._conn, guild_id, user_id, day)
+        return await self._usage(self._reader, guild_id, user_id, day)
 
     async def unfinished_count(self, guild_id: int, user_id: int) -> int:
         row = await self._fetchone(
@@ -841,6 +866,15 @@ class Store:
             AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]), r[7])
             for r in rows
         ]
+
+
+async def _connect(path: Path | str) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(str(path), isolation_level=None)  # we BEGIN ourselves
+    conn.row_factory = aiosqlite.Row
+    await conn.execute("PRAGMA foreign_keys = ON")
+    await conn.execute("PRAGMA busy_timeout = 5000")
+    await conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, fast commits
+    return conn
 
 
 def _split_sql(script: str) -> list[str]:

@@ -53,6 +53,10 @@ from core.webhooks import token_digest
 log = logging.getLogger(__name__)
 
 
+API_POOL = "api"
+DELIVERY_POOL = "delivery"
+
+
 class Action(enum.Enum):
     SUBMIT = "submit"
     POLL = "poll"
@@ -128,7 +132,8 @@ class TrackerConfig:
     delivery_backoff_base: float = 5.0
     delivery_backoff_cap: float = 600.0
     download_timeout: float = 300.0
-    concurrency: int = 32
+    concurrency: int = 32  # actions that call the API at once (the rate limiter paces them)
+    delivery_concurrency: int = 8  # deliveries at once (downloads and Discord uploads)
     history_size: int = 20
     notify_window: float = 7 * 86_400.0  # re-send endings not told for up to a week
 
@@ -161,13 +166,17 @@ class Tracker:
         self._clock = clock
         self._download_dir = download_dir
         self._events: JobEvents | None = None
-        self._heap: list[_Entry] = []
+        self._heaps: dict[str, list[_Entry]] = {API_POOL: [], DELIVERY_POOL: []}
+        self._capacity = {
+            API_POOL: self.config.concurrency,
+            DELIVERY_POOL: self.config.delivery_concurrency,
+        }
+        self._busy = dict.fromkeys(self._capacity, 0)
         self._pending: dict[str, _Entry] = {}  # job id → its one live heap entry
         self._running: set[str] = set()
         self._rewake: set[str] = set()
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
-        self._slots = asyncio.Semaphore(self.config.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._run_times: dict[tuple[int, str], deque[float]] = {}
@@ -183,10 +192,10 @@ class Tracker:
 
     async def start(self) -> int:
         """Resume every unfinished job from the store; return how many were scheduled."""
-        jobs = await self.store.unfinished_jobs()
+        jobs = await self.store.unfinished_states()  # ids and states only: cheap for 10,000s
         now = self._clock()
-        for job in jobs:
-            self._schedule_resumed(job, now)
+        for job_id, state in jobs:
+            self._resume(job_id, state, now)
         for ended in await self.store.unnotified_endings(now - self.config.notify_window):
             await self._changed(ended)  # told before the restart? the nonce avoids a repeat
         self._loop_task = asyncio.create_task(self._run(), name="tracker")
@@ -218,15 +227,19 @@ class Tracker:
         return {"scheduled": len(self._pending), "running": len(self._running)}
 
     def _schedule_resumed(self, job: Job, now: float) -> None:
-        match job.state:
+        self._resume(job.id, job.state, now)
+
+    def _resume(self, job_id: str, state: JobState, now: float) -> None:
+        """Schedule what a job in ``state`` needs next (the database says; nothing else)."""
+        match state:
             case JobState.RESERVED:
-                self.schedule(job.id, Action.SUBMIT, now)
+                self.schedule(job_id, Action.SUBMIT, now)
             case JobState.SUBMITTING:
-                self.schedule(job.id, Action.RECONCILE, now)
+                self.schedule(job_id, Action.RECONCILE, now)
             case JobState.SUBMITTED | JobState.RUNNING:
-                self.schedule(job.id, Action.POLL, now)
+                self.schedule(job_id, Action.POLL, now)
             case JobState.COMPLETED:
-                self.schedule(job.id, Action.DELIVER, now)
+                self.schedule(job_id, Action.DELIVER, now)
             case _:
                 pass
 
@@ -236,8 +249,9 @@ class Tracker:
         """Set the job's one pending action (replacing any other)."""
         entry = _Entry(due, next(self._seq), job_id, action)
         self._pending[job_id] = entry
-        heapq.heappush(self._heap, entry)
-        if self._heap[0] is entry:
+        heap = self._heaps[_pool(action)]
+        heapq.heappush(heap, entry)
+        if heap[0] is entry:
             self._wakeup.set()
 
     def enqueue(self, job: Job) -> None:
@@ -258,30 +272,37 @@ class Tracker:
         self._pending.pop(job_id, None)
 
     async def _run(self) -> None:
+        # Two pools, so that deliveries (Discord) never wait behind API calls held up by the
+        # API's rate limit, and the other way round. A pool at capacity is simply not popped.
         while True:
             now = self._clock()
-            while self._heap and self._heap[0].due <= now:
-                entry = heapq.heappop(self._heap)
-                if self._pending.get(entry.job_id) is not entry:
-                    continue  # superseded
-                if entry.job_id in self._running:
-                    self._rewake.add(entry.job_id)
-                    del self._pending[entry.job_id]
-                    continue
-                del self._pending[entry.job_id]
-                await self._slots.acquire()
-                self._running.add(entry.job_id)
-                task = asyncio.create_task(self._perform(entry), name=f"job-{entry.job_id}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-                task.add_done_callback(_log_crash)
-                now = self._clock()
-            timeout = max(self._heap[0].due - now, 0.0) if self._heap else None
+            next_due: float | None = None
+            for pool, heap in self._heaps.items():
+                while heap and heap[0].due <= now and self._busy[pool] < self._capacity[pool]:
+                    self._start(heapq.heappop(heap), pool)
+                if heap and self._busy[pool] < self._capacity[pool]:
+                    due = heap[0].due
+                    next_due = due if next_due is None else min(next_due, due)
+            timeout = None if next_due is None else max(next_due - now, 0.0)
             self._wakeup.clear()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
 
-    async def _perform(self, entry: _Entry) -> None:
+    def _start(self, entry: _Entry, pool: str) -> None:
+        if self._pending.get(entry.job_id) is not entry:
+            return  # superseded
+        del self._pending[entry.job_id]
+        if entry.job_id in self._running:
+            self._rewake.add(entry.job_id)  # acted on again when its current action ends
+            return
+        self._busy[pool] += 1
+        self._running.add(entry.job_id)
+        task = asyncio.create_task(self._perform(entry, pool), name=f"job-{entry.job_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_crash)
+
+    async def _perform(self, entry: _Entry, pool: str) -> None:
         try:
             job = await self.store.get_job(entry.job_id)
             if job is None or job.state.is_finished:
@@ -297,7 +318,8 @@ class Tracker:
                     await self._deliver(job)
         finally:
             self._running.discard(entry.job_id)
-            self._slots.release()
+            self._busy[pool] -= 1
+            self._wakeup.set()  # a slot is free
             if entry.job_id in self._rewake:
                 self._rewake.discard(entry.job_id)
                 if entry.job_id not in self._pending:
@@ -453,12 +475,12 @@ class Tracker:
             )
             self.schedule(job.id, Action.RECONCILE, self._clock() + delay)
             return
-        known = await self.store.known_task_ids()
+        known = await self.store.known_task_ids(task.task_id for task in listed)
         orphans = [task for task in listed if task.task_id not in known]
         waiting = [
-            other
-            for other in await self.store.unfinished_jobs()
-            if other.state is JobState.SUBMITTING and other.id not in self._submitting_now
+            job_id
+            for job_id in await self.store.ids_in_state(JobState.SUBMITTING)
+            if job_id not in self._submitting_now
         ]
         if not orphans:
             # No unowned task exists: the POST never created one. Submitting again is safe.
@@ -467,7 +489,7 @@ class Tracker:
                 log.info("job %s: no task was created; submitting again", job.id)
                 self.schedule(job.id, Action.SUBMIT, self._clock())
             return
-        if len(orphans) == 1 and len(waiting) == 1 and waiting[0].id == job.id:
+        if len(orphans) == 1 and waiting == [job.id]:
             log.info("job %s: adopting unowned task %s", job.id, orphans[0].task_id)
             await self._accepted(job, orphans[0], listed=True)
             return
@@ -642,6 +664,10 @@ class Tracker:
         if delivered is not None:
             log.info("job %s: delivered as message %s", job.id, message_id)
             await self._changed(delivered)
+
+
+def _pool(action: Action) -> str:
+    return DELIVERY_POOL if action is Action.DELIVER else API_POOL
 
 
 def _log_crash(task: asyncio.Task[Any]) -> None:

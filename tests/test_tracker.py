@@ -436,3 +436,27 @@ async def test_an_ending_nobody_was_told_about_is_told_after_a_restart(tmp_path:
             told = await second.store.get_job(job.id)
             assert told is not None and told.user_notified_at is not None
             assert second.events.states(job.id) == [JobState.FAILED]
+
+
+async def test_deliveries_do_not_wait_behind_api_calls(tmp_path: Path) -> None:
+    wan = FakeWanServer(api_key=API_KEY, task_seconds=None)
+    config = replace(FAST, concurrency=1)  # one API call at a time
+    async with wan, rig(tmp_path, wan=wan, config=config, start=False) as r:
+        slow, done = await r.accept(), await r.accept()
+        for job in (slow, done):
+            task = await r.tracker.client.create(job.request)
+            await r.store.transition(job.id, JobState.SUBMITTING, job.created_at)
+            await r.store.transition(
+                job.id, JobState.SUBMITTED, job.created_at, task_id=task.task_id
+            )
+        done_task = (await r.store.get_job(done.id)).task_id
+        wan.complete(done_task)
+        await r.store.transition(
+            done.id, JobState.COMPLETED, done.created_at, result_url=wan.media_url(done_task)
+        )
+        wan.hang_next(30, method="GET")  # the slow job's poll holds the only API slot
+        await r.tracker.start()
+        final = await r.wait_finished(done, timeout=5)
+        assert final.state is JobState.DELIVERED
+        still = await r.store.get_job(slow.id)
+        assert still is not None and still.state is JobState.SUBMITTED
