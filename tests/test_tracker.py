@@ -449,7 +449,9 @@ async def test_deliveries_do_not_wait_behind_api_calls(tmp_path: Path) -> None:
             await r.store.transition(
                 job.id, JobState.SUBMITTED, job.created_at, task_id=task.task_id
             )
-        done_task = (await r.store.get_job(done.id)).task_id
+        stored = await r.store.get_job(done.id)
+        assert stored is not None and stored.task_id is not None
+        done_task = stored.task_id
         wan.complete(done_task)
         await r.store.transition(
             done.id, JobState.COMPLETED, done.created_at, result_url=wan.media_url(done_task)
