@@ -4,7 +4,9 @@ Two aiosqlite connections in WAL mode: one writes, one reads. Every write runs i
 ``BEGIN IMMEDIATE`` transaction under an asyncio lock, so a check and the write that depends on
 it (quota reservation, state transition + refund) are atomic even with thousands of coroutines
 calling at once; reads go to the other connection and never queue behind writes (WAL lets a
-reader see the last committed state while a write is under way). Callers get
+reader see the last committed state while a write is under way). Reads take turns on their
+connection: a statement left open there would hold its snapshot, and reads overlapping without
+end would then never see a newer commit. Callers get
 plain dataclasses; nothing outside this module writes SQL, so another backend (PostgreSQL) can
 implement the same methods without touching them.
 """
@@ -244,7 +246,8 @@ class Store:
     def __init__(self, conn: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
         self._conn = conn
         self._reader = reader
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # one write transaction at a time
+        self._read_lock = asyncio.Lock()  # one read statement at a time (see the docstring)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -297,11 +300,11 @@ class Store:
             await self._conn.execute("COMMIT")
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._reader.execute(sql, params) as cur:
+        async with self._read_lock, self._reader.execute(sql, params) as cur:
             return list(await cur.fetchall())
 
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self._reader.execute(sql, params) as cur:
+        async with self._read_lock, self._reader.execute(sql, params) as cur:
             return await cur.fetchone()
 
     @staticmethod
@@ -616,7 +619,8 @@ class Store:
 
     async def usage(self, guild_id: int, user_id: int, day: str) -> int:
         """Seconds the member has used on ``day`` (UTC), grants and resets subtracted."""
-        return await self._usage(self._reader, guild_id, user_id, day)
+        async with self._read_lock:
+            return await self._usage(self._reader, guild_id, user_id, day)
 
     async def unfinished_count(self, guild_id: int, user_id: int) -> int:
         row = await self._fetchone(
