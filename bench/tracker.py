@@ -19,7 +19,6 @@ import random
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from bench._support import API_KEY, percentile, start_fake_wan, stop_process
 from core.config import Settings
 from core.jobs import Job, JobState
 from core.ratelimit import RateLimiter
@@ -35,8 +35,6 @@ from core.service import Requester, VideoService
 from core.store import Store
 from core.tracker import Tracker, TrackerConfig, VideoSource
 from core.wan import RetrySettings, WanClient
-
-API_KEY = "bench-key"
 
 
 class CountingEvents:
@@ -57,38 +55,15 @@ class CountingEvents:
 
 
 def start_fake(task_seconds: float, spread: float) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.fakes.wan_server",
-            "--port",
-            "0",
-            "--api-key",
-            API_KEY,
-            "--task-seconds",
-            str(task_seconds),
-            "--task-spread",
-            str(spread),
-            "--scale-by-duration",
-            "--media-bytes",
-            "1024",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    return start_fake_wan(
+        "--task-seconds",
+        str(task_seconds),
+        "--task-spread",
+        str(spread),
+        "--scale-by-duration",
+        "--media-bytes",
+        "1024",
     )
-    assert process.stdout is not None
-    base_url = process.stdout.readline().strip()
-    if not base_url.startswith("http"):
-        process.kill()
-        raise SystemExit("the fake WAN server did not start")
-    return process, base_url
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    index = min(round(share * (len(ordered) - 1)), len(ordered) - 1)
-    return ordered[index]
 
 
 async def run_batch(
@@ -191,8 +166,7 @@ async def main(args: argparse.Namespace) -> None:
                 finally:
                     await tracker.stop()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
 
 
 def parse_args() -> argparse.Namespace:

@@ -105,6 +105,10 @@ def _check_url(url: str, allowed_url: str) -> None:
     # Only the URL the API returned is fetched: anything else could point the bot at any host.
     if url != allowed_url:
         raise MediaDownloadError("refusing a URL the API did not return")
+    _check_http(url)
+
+
+def _check_http(url: str) -> None:
     parsed = URL(url)
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise MediaDownloadError("refusing a non-http(s) URL")
@@ -126,23 +130,7 @@ async def download_video(
     :class:`MediaTypeError` or :class:`MediaDownloadError`; no file is left behind on failure.
     """
     _check_url(url, allowed_url)
-    # Never log the URL itself: its query string is a signature.
-    where = URL(url).host
-    try:
-        # Redirects are followed (a CDN may sign-and-redirect); aiohttp follows only http(s).
-        async with session.get(
-            url, timeout=aiohttp.ClientTimeout(total=timeout), max_redirects=5
-        ) as response:
-            return await _save(
-                response, max_bytes=max_bytes, dest_dir=dest_dir, name=name, video=True
-            )
-    except TimeoutError as exc:
-        raise MediaDownloadError(f"download from {where} timed out after {timeout:g}s") from exc
-    except aiohttp.ClientError as exc:
-        raise MediaDownloadError(
-            f"download from {where} failed: {type(exc).__name__}",
-            status=getattr(exc, "status", None),
-        ) from exc
+    return await _fetch(session, url, max_bytes, dest_dir, timeout, name, video=True)
 
 
 async def download_file(
@@ -159,21 +147,36 @@ async def download_file(
     ``filename`` is kept as the display name. Raises :class:`MediaTooLarge` or
     :class:`MediaDownloadError`; no file is left behind on failure.
     """
-    parsed = URL(url)
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise MediaDownloadError("refusing a non-http(s) URL")
+    _check_http(url)
+    return await _fetch(session, url, max_bytes, dest_dir, timeout, filename, video=False)
+
+
+async def _fetch(
+    session: aiohttp.ClientSession,
+    url: str,
+    max_bytes: int,
+    dest_dir: Path | None,
+    timeout: float,  # noqa: ASYNC109 - becomes aiohttp's total timeout
+    name: str,
+    *,
+    video: bool,
+) -> DownloadedVideo:
+    # Never log the URL itself: its query string is a signature.
+    where = URL(url).host
     try:
+        # Redirects are followed (a CDN may sign-and-redirect); aiohttp follows only http(s).
         async with session.get(
             url, timeout=aiohttp.ClientTimeout(total=timeout), max_redirects=5
         ) as response:
             return await _save(
-                response, max_bytes=max_bytes, dest_dir=dest_dir, name=filename, video=False
+                response, max_bytes=max_bytes, dest_dir=dest_dir, name=name, video=video
             )
     except TimeoutError as exc:
-        raise MediaDownloadError(f"download from {parsed.host} timed out") from exc
+        raise MediaDownloadError(f"download from {where} timed out after {timeout:g}s") from exc
     except aiohttp.ClientError as exc:
         raise MediaDownloadError(
-            f"download from {parsed.host} failed: {type(exc).__name__}"
+            f"download from {where} failed: {type(exc).__name__}",
+            status=getattr(exc, "status", None),
         ) from exc
 
 

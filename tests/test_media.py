@@ -18,6 +18,7 @@ from core.media import (
     MediaDownloadError,
     MediaTooLarge,
     MediaTypeError,
+    download_file,
     download_video,
     fits_upload_limit,
     looks_like_iso_bmff,
@@ -312,3 +313,26 @@ def test_fits_upload_limit_keeps_room_for_multipart() -> None:
     assert fits_upload_limit(limit - UPLOAD_OVERHEAD_BYTES, limit)
     assert not fits_upload_limit(limit - UPLOAD_OVERHEAD_BYTES + 1, limit)
     assert not fits_upload_limit(limit, limit)
+
+
+async def test_download_file_takes_any_type_under_the_same_size_rules(
+    session, server, tmp_path
+) -> None:
+    url = str(server.make_url("/html"))
+    kept = await download_file(
+        session, url, max_bytes=1_000_000, filename="notes.html", timeout=10, dest_dir=tmp_path
+    )
+    assert kept.filename == "notes.html" and kept.size == kept.path.stat().st_size > 0
+    kept.cleanup()
+    with pytest.raises(MediaTooLarge):
+        await download_file(
+            session,
+            str(server.make_url("/video.mp4")),
+            max_bytes=len(MP4) - 1,
+            filename="v.mp4",
+            timeout=10,
+            dest_dir=tmp_path,
+        )
+    with pytest.raises(MediaDownloadError):
+        await download_file(session, "ftp://x/y", max_bytes=10, filename="y", timeout=1)
+    assert leftovers(tmp_path) == []
