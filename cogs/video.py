@@ -243,22 +243,29 @@ class VideoCog(commands.Cog, name="Video"):
     async def _acknowledge(
         self, interaction: discord.Interaction, job: Job, built: BuiltRequest
     ) -> None:
+        """Tell the member first (interaction webhook), then post the public status message.
+
+        The status message goes through the channel, whose rate limit is far stricter: under a
+        burst of requests in one channel the member still hears at once that the job is in.
+        """
         text = presenter.accepted_text(job, built.warnings, built.label_map())
+        answer = await interaction.followup.send(text, ephemeral=True, wait=True)
         try:
             job = await self.delivery.ensure_status_message(job)
         except discord.HTTPException as exc:
-            # Accepted and charged whatever Discord says now: the member must hear so (not "try
-            # again", which would pay twice). The job's next change posts the status message.
+            # Accepted and charged whatever Discord says now; the job's next change posts it.
             log.warning("job %s: no status message yet (HTTP %s)", job.id, exc.status)
-        if job.status_message_id is not None:
-            channel_id = (
-                job.channel_id if job.thread_id in (None, job.status_message_id) else job.thread_id
-            )
-            link = (
-                f"https://discord.com/channels/{job.guild_id}/{channel_id}/{job.status_message_id}"
-            )
-            text = presenter.shorten(f"{text}\n\nStatus: {link}", 2000)
-        await interaction.followup.send(text, ephemeral=True)
+            return
+        if job.status_message_id is None:
+            return
+        channel_id = (
+            job.channel_id if job.thread_id in (None, job.status_message_id) else job.thread_id
+        )
+        link = f"https://discord.com/channels/{job.guild_id}/{channel_id}/{job.status_message_id}"
+        try:
+            await answer.edit(content=presenter.shorten(f"{text}\n\nStatus: {link}", 2000))
+        except discord.HTTPException as exc:
+            log.info("job %s: could not add the status link (HTTP %s)", job.id, exc.status)
 
     # ----------------------------------------------------------------- reuse
 

@@ -126,8 +126,8 @@ async def test_rate_limited_messages_are_sent_after_the_wait(world: World) -> No
         "POST", "/channels/{channel_id}/messages", times=2, retry_after=0.3
     )
     job_id = await request(world, user, "Image 1 queues politely")
-    job = world.job(job_id)
     await delivered_once(world, job_id)
+    job = world.job(job_id)
     limited = [
         call
         for call in world.discord.calls[since:]
@@ -207,9 +207,11 @@ async def test_an_unlisted_task_status_is_waited_out(world: World) -> None:
     world.wan.task_seconds = None
     try:
         job_id = await request(world, user, "Image 1 sits in an odd queue")
+        task_id = await world.until(
+            lambda: next(iter(world.tasks_for("odd queue")), None), what="the task"
+        )
     finally:
         world.wan.task_seconds = 0.3
-    task_id = world.tasks_for("odd queue")[0]
     world.wan.set_status(task_id, "QUEUED_FOR_GPU")  # not a status the contract lists
     await world.until(
         lambda: world.job(job_id)["poll_count"] >= 2, what="the bot to keep reading the task"
