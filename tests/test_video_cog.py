@@ -648,3 +648,32 @@ def test_reply_attachments_split_into_references_and_voices() -> None:
         (2, "b.mp4", "b.ogg"),
     ]
     assert stray == {}
+
+
+async def test_the_member_hears_before_the_status_message_is_posted(world: World) -> None:
+    # The channel's rate limit is far stricter than the interaction's: answer first.
+    order: list[str] = []
+    interaction = interaction_for(world, world.alice)
+    answer_after = interaction.followup.send.side_effect
+    post_after = world.channel.send.side_effect
+
+    sent: list[Any] = []
+
+    async def answer(*args: Any, **kwargs: Any) -> Any:
+        order.append("answer")
+        sent.append(answer_after(*args, **kwargs))
+        return sent[-1]
+
+    async def post(*args: Any, **kwargs: Any) -> Any:
+        order.append("status")
+        return await post_after(*args, **kwargs)
+
+    interaction.followup.send.side_effect = answer
+    world.channel.send.side_effect = post
+    assert await run_video(world, interaction) is None
+    assert order == ["answer", "status"]
+    [job] = await world.jobs()
+    # Then the answer gains the link to the status message.
+    edit = sent[0].edit.await_args
+    assert edit is not None
+    assert f"/{job.channel_id}/{job.status_message_id}" in edit.kwargs["content"]
