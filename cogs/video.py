@@ -35,6 +35,7 @@ from core.references import (
     GenerationOptions,
     ReferenceInput,
     build_request,
+    is_audio,
     pair_slots,
 )
 from core.reply_flags import parse_reply
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
     from bot import WanBot
 
 log = logging.getLogger(__name__)
-
-AUDIO_EXTENSIONS = frozenset({".mp3", ".wav", ".m4a", ".aac", ".ogg", ".opus", ".oga", ".flac"})
 
 
 def to_core_attachment(attachment: discord.Attachment) -> Attachment:
@@ -104,18 +103,12 @@ def options_from(request: GenerationRequest, seed: int | None) -> GenerationOpti
     )
 
 
-def _is_audio(attachment: discord.Attachment) -> bool:
-    return (attachment.content_type or "").startswith("audio/") or (
-        PurePosixPath(attachment.filename.lower()).suffix in AUDIO_EXTENSIONS
-    )
-
-
 def reply_file_keys(attachments: Sequence[discord.Attachment]) -> list[str]:
     """What each file of a reply becomes: ``ref:N`` (images/videos) or ``voice:N`` (audio)."""
     counts = {"ref": 0, "voice": 0}
     keys = []
     for attachment in attachments:
-        kind = "voice" if _is_audio(attachment) else "ref"
+        kind = "voice" if is_audio(to_core_attachment(attachment)) else "ref"
         counts[kind] += 1
         keys.append(f"{kind}:{counts[kind]}")
     return keys

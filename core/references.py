@@ -572,6 +572,11 @@ def _label_problems(named: set[tuple[Kind, int]], counts: Mapping[Kind, int]) ->
     return problems
 
 
+def is_audio(att: Attachment) -> bool:
+    """Whether a file is a sound (a voice clip), by its type or, failing that, its extension."""
+    return _effective_type(att).startswith("audio/")
+
+
 def _effective_type(att: Attachment) -> str:
     """The content type, lower-cased, without parameters; from the extension when missing."""
     mime = (att.content_type or "").split(";", 1)[0].strip().lower()

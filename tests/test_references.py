@@ -760,3 +760,13 @@ def test_image_accepted_exactly_when_within_every_limit(width, height, size):
         assert build(references=refs(att)).references[0].media == att
     else:
         assert problems(references=refs(att))
+
+
+def test_is_audio_uses_the_type_then_the_extension():
+    from core.references import is_audio
+
+    assert is_audio(Attachment("https://x/a", "a.bin", "audio/ogg", 10))
+    assert is_audio(Attachment("https://x/a", "song.mp3", None, 10))
+    assert is_audio(Attachment("https://x/a", "song.wav", "application/octet-stream", 10))
+    assert not is_audio(Attachment("https://x/a", "cat.png", "image/png", 10))
+    assert not is_audio(Attachment("https://x/a", "notes", None, 10))
