@@ -56,35 +56,11 @@ from bench._support import (
     start_fake_wan,
     stop_process,
 )
+from core.config import SETTING_NAMES
 from tests.fakes.discord_server import FakeDiscord, FakeUser, _Ctx
 
 # Every setting the bot reads is set (empty = default), so no shell variable or .env leaks in.
-BOT_SETTINGS = (
-    "DISCORD_TOKEN",
-    "FREEPIK_API_KEY",
-    "MAGNIFIC_API_KEY",
-    "WAN_API_BASE",
-    "WAN_API_KEY_HEADER",
-    "DISCORD_API_BASE",
-    "DATABASE_PATH",
-    "DEV_GUILD_ID",
-    "WEBHOOK_PUBLIC_URL",
-    "WEBHOOK_SECRET",
-    "WEBHOOK_PORT",
-    "HTTP_HOST",
-    "QUOTA_DAILY_SECONDS",
-    "QUOTA_MAX_CONCURRENT",
-    "QUOTA_1080P_MULTIPLIER",
-    "JOB_DEADLINE_SECONDS",
-    "WAN_MAX_RPS",
-    "WAN_BURST",
-    "TRACKER_EXPECTED_SECONDS",
-    "TRACKER_LAG_SECONDS",
-    "TRACKER_RECONCILE_GRACE_SECONDS",
-    "STATUS_EDIT_INTERVAL_SECONDS",
-    "MESSAGE_CONTENT_INTENT",
-    "LOG_LEVEL",
-)
+BOT_SETTINGS = SETTING_NAMES
 ACK_WINDOW = 3.0  # Discord's (and the fake's) time to acknowledge an interaction
 
 

@@ -13,6 +13,34 @@ DEFAULT_DISCORD_API_BASE = "https://discord.com/api/v10"
 
 T = TypeVar("T")
 
+# Every variable Settings.from_env reads (tests and tools that start the bot clear them all).
+SETTING_NAMES: tuple[str, ...] = (
+    "DISCORD_TOKEN",
+    "FREEPIK_API_KEY",
+    "MAGNIFIC_API_KEY",
+    "WAN_API_BASE",
+    "WAN_API_KEY_HEADER",
+    "DISCORD_API_BASE",
+    "DATABASE_PATH",
+    "DEV_GUILD_ID",
+    "WEBHOOK_PUBLIC_URL",
+    "WEBHOOK_SECRET",
+    "WEBHOOK_PORT",
+    "HTTP_HOST",
+    "QUOTA_DAILY_SECONDS",
+    "QUOTA_MAX_CONCURRENT",
+    "QUOTA_1080P_MULTIPLIER",
+    "JOB_DEADLINE_SECONDS",
+    "WAN_MAX_RPS",
+    "WAN_BURST",
+    "TRACKER_EXPECTED_SECONDS",
+    "TRACKER_LAG_SECONDS",
+    "TRACKER_RECONCILE_GRACE_SECONDS",
+    "STATUS_EDIT_INTERVAL_SECONDS",
+    "MESSAGE_CONTENT_INTENT",
+    "LOG_LEVEL",
+)
+
 
 class ConfigError(Exception):
     """Raised with every configuration problem found, one per line."""

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import discord
 
+from core.config import SETTING_NAMES
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -26,6 +28,7 @@ def test_every_setting_the_bot_reads_is_documented() -> None:
     calls = re.findall(r'\b(?:get|required|parsed|url)\(\s*((?:"[A-Z0-9_]+",?\s*)+)', source)
     names = {name for call in calls for name in re.findall(r'"([A-Z0-9_]+)"', call)}
     assert {"DISCORD_TOKEN", "FREEPIK_API_KEY", "WAN_API_BASE"} <= names
+    assert names == set(SETTING_NAMES), "core.config.SETTING_NAMES must list every variable read"
     table = README[README.index("## Configuration") :]
     missing = sorted(name for name in names if f"`{name}`" not in table)
     assert missing == []

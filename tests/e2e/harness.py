@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from core.config import SETTING_NAMES
 from tests.fakes.discord_server import FakeDiscord, FakeUser, MessageFlag
 from tests.fakes.wan_server import FakeWanServer, fake_mp4_chunks
 
@@ -35,32 +36,7 @@ WAN_API_KEY = "e2e-wan-key"
 
 # Every variable the bot reads. All are set for the child (empty = unset), so neither the
 # developer's shell nor a .env file in the repository can change what a test runs.
-CONFIG_VARS = (
-    "DISCORD_TOKEN",
-    "FREEPIK_API_KEY",
-    "MAGNIFIC_API_KEY",
-    "WAN_API_BASE",
-    "WAN_API_KEY_HEADER",
-    "DISCORD_API_BASE",
-    "DATABASE_PATH",
-    "DEV_GUILD_ID",
-    "WEBHOOK_PUBLIC_URL",
-    "WEBHOOK_SECRET",
-    "WEBHOOK_PORT",
-    "HTTP_HOST",
-    "QUOTA_DAILY_SECONDS",
-    "QUOTA_MAX_CONCURRENT",
-    "QUOTA_1080P_MULTIPLIER",
-    "JOB_DEADLINE_SECONDS",
-    "WAN_MAX_RPS",
-    "WAN_BURST",
-    "TRACKER_EXPECTED_SECONDS",
-    "TRACKER_LAG_SECONDS",
-    "TRACKER_RECONCILE_GRACE_SECONDS",
-    "STATUS_EDIT_INTERVAL_SECONDS",
-    "MESSAGE_CONTENT_INTENT",
-    "LOG_LEVEL",
-)
+CONFIG_VARS = SETTING_NAMES
 
 START_TIMEOUT = 30.0  # a cold interpreter importing discord.py on a slow CI machine
 STOP_TIMEOUT = 20.0
