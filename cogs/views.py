@@ -8,7 +8,7 @@ Errors go through the same policy as app commands (:func:`cogs.errors.report_err
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import discord
 
@@ -30,19 +30,21 @@ def _handler(interaction: discord.Interaction) -> ButtonHandler:
     return cog  # type: ignore[no-any-return]
 
 
-class RerollButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"wan:reroll:{JOB_ID}"
-):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Reroll",
-                emoji="🎲",
-                style=discord.ButtonStyle.primary,
-                custom_id=f"wan:reroll:{job_id}",
-            )
+class _JobButton:
+    """What both buttons share: the job id in the custom id, and one error policy.
+
+    A mixin rather than a base class: discord.py needs each DynamicItem's ``template`` when the
+    class is made.
+    """
+
+    action: ClassVar[str]
+    job_id: str
+
+    @classmethod
+    def button(cls, job_id: str, label: str, emoji: str, style: discord.ButtonStyle) -> Any:
+        return discord.ui.Button(
+            label=label, emoji=emoji, style=style, custom_id=f"wan:{cls.action}:{job_id}"
         )
-        self.job_id = job_id
 
     @classmethod
     async def from_custom_id(
@@ -50,44 +52,34 @@ class RerollButton(
         interaction: discord.Interaction,
         item: discord.ui.Item[Any],
         match: re.Match[str],
-    ) -> RerollButton:
-        return cls(match["job_id"])
+    ) -> Any:
+        return cls(match["job_id"])  # type: ignore[call-arg]
 
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
-            await _handler(interaction).reroll(interaction, self.job_id)
+            await getattr(_handler(interaction), self.action)(interaction, self.job_id)
         except Exception as exc:
             await report_error(interaction, exc)
+
+
+class RerollButton(
+    _JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"wan:reroll:{JOB_ID}"
+):
+    action = "reroll"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(self.button(job_id, "Reroll", "🎲", discord.ButtonStyle.primary))
+        self.job_id = job_id
 
 
 class DeleteButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"wan:delete:{JOB_ID}"
+    _JobButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"wan:delete:{JOB_ID}"
 ):
+    action = "delete"
+
     def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Delete",
-                emoji="🗑️",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"wan:delete:{job_id}",
-            )
-        )
+        super().__init__(self.button(job_id, "Delete", "🗑️", discord.ButtonStyle.secondary))
         self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction,
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-    ) -> DeleteButton:
-        return cls(match["job_id"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        try:
-            await _handler(interaction).delete(interaction, self.job_id)
-        except Exception as exc:
-            await report_error(interaction, exc)
 
 
 def delivery_view(job: Job) -> discord.ui.View:

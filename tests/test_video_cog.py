@@ -677,3 +677,18 @@ async def test_the_member_hears_before_the_status_message_is_posted(world: World
     edit = sent[0].edit.await_args
     assert edit is not None
     assert f"/{job.channel_id}/{job.status_message_id}" in edit.kwargs["content"]
+
+
+async def test_button_errors_go_through_the_one_error_policy(world: World) -> None:
+    from cogs.views import DeleteButton, RerollButton
+
+    click = make_component_interaction(world.bob, channel=world.channel, client=world.harness.bot)
+    world.harness.bot.get_cog = MagicMock(return_value=world.cog)
+    await RerollButton("abcdef123456").callback(click)  # no such job
+    assert last_reply(click).ephemeral
+    assert "no longer exists" in last_reply(click).text
+    template = DeleteButton.__discord_ui_compiled_template__
+    match = template.fullmatch("wan:delete:abcdef123456")
+    assert match is not None
+    button = await DeleteButton.from_custom_id(click, MagicMock(), match)
+    assert button.job_id == "abcdef123456" and button.item.custom_id == "wan:delete:abcdef123456"
