@@ -17,7 +17,7 @@ and builds the tracker exactly as bot.py does (production TrackerConfig, 8 req/s
    takes a step: no API traffic (the count of API requests is printed as a check). Printed: the
    time start() took, the longest event-loop stall during it (the gateway heartbeat and every
    interaction share that loop), RSS before, after and at peak (peak mark reset just before);
-   then the time of one more ``Store.unfinished_jobs()``, the query start() is built on;
+   then the time of one more ``Store.unfinished_states()``, the query start() is built on;
 2. loop running (``--run-seconds`` > 0, the default): start() again in a fresh process, then the
    loop runs for that long against the fake API, which answers. The Discord side is a stub that
    returns at once (nothing is downloaded or posted). Printed: API requests by kind against the
@@ -259,7 +259,7 @@ async def worker(args: argparse.Namespace) -> None:
         figures["deliveries"] = events.deliveries
         if args.run_seconds == 0:
             again = time.perf_counter()
-            rows = await store.unfinished_jobs()
+            rows = await store.unfinished_states()
             figures["query_seconds"] = time.perf_counter() - again
             figures["query_rows"] = len(rows)
     print(json.dumps(figures), flush=True)
@@ -313,7 +313,7 @@ async def main(args: argparse.Namespace) -> None:
                 + ("" if first["peak_reset"] else " [peak since process start]")
             )
             print(
-                f"  one more Store.unfinished_jobs() ({first['query_rows']} rows, warm cache):"
+                f"  one more Store.unfinished_states() ({first['query_rows']} rows, warm cache):"
                 f" {first['query_seconds'] * 1000:.0f} ms"
             )
             if args.run_seconds > 0:

@@ -24,7 +24,7 @@ from cogs import presenter
 from cogs.reference_copies import ReferenceKeeper
 from cogs.views import delivery_view
 from core.jobs import Job, JobOrigin, JobState
-from core.media import UPLOAD_OVERHEAD_BYTES, MediaTooLarge
+from core.media import MediaTooLarge, largest_upload
 from core.tracker import VideoSource
 
 if TYPE_CHECKING:
@@ -261,7 +261,7 @@ class DiscordDelivery:
             return message.id
 
         try:
-            async with video.open(max(limit - UPLOAD_OVERHEAD_BYTES, 0)) as downloaded:
+            async with video.open(largest_upload(limit)) as downloaded:
                 file = discord.File(downloaded.path, filename=downloaded.filename)
                 return await send(presenter.delivery_text(job), file)
         except MediaTooLarge as exc:

@@ -22,7 +22,7 @@ import discord
 
 from cogs.cdn import refresh_urls
 from core.jobs import Job
-from core.media import UPLOAD_OVERHEAD_BYTES, DownloadedVideo, MediaError, download_file
+from core.media import DownloadedVideo, MediaError, download_file, largest_upload
 
 if TYPE_CHECKING:
     from bot import WanBot
@@ -85,7 +85,7 @@ class ReferenceKeeper:
             log.exception("job %s: keeping the reference files failed", job.id)
 
     async def keep(self, job: Job, thread: discord.Thread) -> Copies:
-        limit = max(thread.guild.filesize_limit - UPLOAD_OVERHEAD_BYTES, 0)
+        limit = largest_upload(thread.guild.filesize_limit)
         sizes = {f"ref:{ref.slot}": ref.media.size for ref in job.references} | {
             f"voice:{ref.slot}": ref.voice.size for ref in job.references if ref.voice
         }

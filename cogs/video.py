@@ -22,7 +22,7 @@ from discord.app_commands import Choice, Range
 from discord.ext import commands
 
 from cogs import presenter
-from cogs.delivery import DiscordDelivery
+from cogs.delivery import DiscordDelivery, status_channel_id
 from cogs.errors import describe_error
 from cogs.permissions import is_moderator
 from cogs.reference_copies import Copies, copies_on_message
@@ -251,10 +251,8 @@ class VideoCog(commands.Cog, name="Video"):
             return
         if job.status_message_id is None:
             return
-        channel_id = (
-            job.channel_id if job.thread_id in (None, job.status_message_id) else job.thread_id
-        )
-        link = f"https://discord.com/channels/{job.guild_id}/{channel_id}/{job.status_message_id}"
+        where = f"{job.guild_id}/{status_channel_id(job)}/{job.status_message_id}"
+        link = f"https://discord.com/channels/{where}"
         try:
             await answer.edit(content=presenter.shorten(f"{text}\n\nStatus: {link}", 2000))
         except discord.HTTPException as exc:

@@ -85,9 +85,9 @@ class DownloadedVideo:
         self.cleanup()
 
 
-def fits_upload_limit(size: int, limit: int) -> bool:
-    """Whether a file of ``size`` bytes fits an upload limit once wrapped in a multipart request."""
-    return size >= 0 and size + UPLOAD_OVERHEAD_BYTES <= limit
+def largest_upload(limit: int) -> int:
+    """The largest file that fits an upload limit once wrapped in a multipart request."""
+    return max(limit - UPLOAD_OVERHEAD_BYTES, 0)
 
 
 def looks_like_iso_bmff(head: bytes) -> bool:

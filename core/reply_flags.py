@@ -114,10 +114,6 @@ class ReplyRequest:
     overrides: Overrides
 
 
-def apply_overrides(options: GenerationOptions, overrides: Overrides) -> GenerationOptions:
-    return overrides.apply(options)
-
-
 def parse_reply(text: str, bot_id: int | None = None) -> ReplyRequest:
     """Split a reply into prompt and overrides; raise :class:`ReplyFlagError` listing problems."""
     if bot_id is not None:

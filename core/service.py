@@ -34,7 +34,6 @@ class Requester:
     role_ids: Collection[int] = ()
     parent_channel_id: int | None = None  # for a thread: its parent channel
     channel_is_nsfw: bool = False
-    is_moderator: bool = False
 
 
 class VideoService:

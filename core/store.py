@@ -481,22 +481,10 @@ class Store:
         )
         return [_job_from_row(row) for row in rows]
 
-    async def unfinished_jobs(self) -> list[Job]:
-        rows = await self._fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs"
-            f" WHERE state NOT IN ({_placeholders(len(FINISHED_STATES))}) ORDER BY created_at",
-            sorted(FINISHED_STATES),
-        )
-        return [_job_from_row(row) for row in rows]
-
     async def job_by_webhook_token_hash(self, digest: str) -> Job | None:
         row = await self._fetchone(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE webhook_token_hash = ?", (digest,)
         )
-        return _job_from_row(row) if row else None
-
-    async def job_by_task_id(self, task_id: str) -> Job | None:
-        row = await self._fetchone(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE task_id = ?", (task_id,))
         return _job_from_row(row) if row else None
 
     async def known_task_ids(self, candidates: Iterable[str]) -> set[str]:

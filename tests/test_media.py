@@ -20,7 +20,7 @@ from core.media import (
     MediaTypeError,
     download_file,
     download_video,
-    fits_upload_limit,
+    largest_upload,
     looks_like_iso_bmff,
 )
 
@@ -308,11 +308,11 @@ def test_sniffing() -> None:
     assert not looks_like_iso_bmff(b"\0\0\0\0ftypisom")  # a zero box size is not a real box
 
 
-def test_fits_upload_limit_keeps_room_for_multipart() -> None:
+def test_largest_upload_keeps_room_for_multipart() -> None:
     limit = 10 * 1024 * 1024
-    assert fits_upload_limit(limit - UPLOAD_OVERHEAD_BYTES, limit)
-    assert not fits_upload_limit(limit - UPLOAD_OVERHEAD_BYTES + 1, limit)
-    assert not fits_upload_limit(limit, limit)
+    assert largest_upload(limit) == limit - UPLOAD_OVERHEAD_BYTES
+    assert largest_upload(limit) < limit
+    assert largest_upload(UPLOAD_OVERHEAD_BYTES - 1) == 0
 
 
 async def test_download_file_takes_any_type_under_the_same_size_rules(

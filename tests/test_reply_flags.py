@@ -11,7 +11,6 @@ from core.reply_flags import (
     Overrides,
     ReplyFlagError,
     ReplyRequest,
-    apply_overrides,
     parse_reply,
 )
 from core.request import SEED_MAX
@@ -220,7 +219,7 @@ BASE = GenerationOptions(
 
 
 def test_apply_changes_only_what_was_given():
-    changed = apply_overrides(BASE, Overrides(duration=8, resolution="720P", prompt_extend=False))
+    changed = Overrides(duration=8, resolution="720P", prompt_extend=False).apply(BASE)
     assert changed == GenerationOptions(
         negative_prompt="old neg",
         aspect_ratio="16:9",
@@ -232,20 +231,20 @@ def test_apply_changes_only_what_was_given():
 
 
 def test_apply_nothing_keeps_everything():
-    assert apply_overrides(BASE, Overrides()) == BASE
+    assert Overrides().apply(BASE) == BASE
 
 
 def test_apply_random_seed_drops_the_old_seed():
-    assert apply_overrides(BASE, parse_reply("--seed random").overrides).seed is None
+    assert parse_reply("--seed random").overrides.apply(BASE).seed is None
 
 
 def test_apply_empty_negative_prompt_removes_it():
-    assert apply_overrides(BASE, parse_reply('--neg ""').overrides).negative_prompt is None
+    assert parse_reply('--neg ""').overrides.apply(BASE).negative_prompt is None
 
 
 def test_apply_new_values():
     reply = parse_reply('--seed 1 --ar 9:16 --neg "new neg"')
-    assert apply_overrides(BASE, reply.overrides) == GenerationOptions(
+    assert reply.overrides.apply(BASE) == GenerationOptions(
         negative_prompt="new neg", aspect_ratio="9:16", resolution="1080P", duration=5, seed=1
     )
 
