@@ -80,6 +80,18 @@ def random_seed() -> int:
     return random.randint(0, SEED_MAX)
 
 
+# What the bot asks for when invited (the README's permissions integer is this value).
+BOT_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    create_public_threads=True,
+    embed_links=True,
+    attach_files=True,
+    read_message_history=True,
+)
+
+
 def missing_permissions(permissions: discord.Permissions, in_thread: bool) -> list[str]:
     """What the bot needs in a channel to run a job there, that it lacks."""
     needed = {

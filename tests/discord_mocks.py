@@ -49,6 +49,7 @@ import aiohttp
 import discord
 from discord.ext import commands
 
+from cogs.video import BOT_PERMISSIONS
 from core.config import Settings
 from core.jobs import Job, JobState
 from core.references import Attachment, GenerationOptions, ReferenceInput, build_request
@@ -59,17 +60,8 @@ from core.wan import WanClient
 
 _ids = itertools.count(1_180_000_000_000_000_000)
 
-# What a bot typically holds in a channel it works in (threads, uploads, embeds).
-DEFAULT_APP_PERMISSIONS = discord.Permissions(
-    view_channel=True,
-    send_messages=True,
-    send_messages_in_threads=True,
-    create_public_threads=True,
-    embed_links=True,
-    attach_files=True,
-    read_message_history=True,
-    add_reactions=True,
-)
+# By default the bot holds what its invite asks for (threads, uploads, embeds).
+DEFAULT_APP_PERMISSIONS = BOT_PERMISSIONS
 DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024  # Discord's default upload limit since 2025
 _TIER_FILESIZE_LIMITS = {
     0: DEFAULT_FILESIZE_LIMIT,

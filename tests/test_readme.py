@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import discord
-
+from cogs.video import BOT_PERMISSIONS
 from core.config import SETTING_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,13 +34,4 @@ def test_every_setting_the_bot_reads_is_documented() -> None:
 
 
 def test_the_invite_permissions_integer_is_what_the_bot_needs() -> None:
-    needed = discord.Permissions(
-        view_channel=True,
-        send_messages=True,
-        send_messages_in_threads=True,
-        create_public_threads=True,
-        embed_links=True,
-        attach_files=True,
-        read_message_history=True,
-    )
-    assert f"`{needed.value}`" in README
+    assert f"`{BOT_PERMISSIONS.value}`" in README
