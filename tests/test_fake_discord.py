@@ -527,3 +527,92 @@ async def test_privileged_intent_not_enabled_is_refused() -> None:
         assert fake.identify_count == 0
         identify = next(op for op in fake.gateway_received if op["op"] == 2)
         assert identify["d"]["intents"] & Intent.MESSAGE_CONTENT
+
+
+# ------------------------------------------------------------------------------- thread faults
+
+
+async def started_thread(harness: Harness) -> tuple[discord.Message, discord.Thread]:
+    sent = await harness.channel.send("video ready")
+    thread = await harness.channel.create_thread(name="result", message=discord.Object(sent.id))
+    await harness.seen.get("thread")
+    return sent, thread
+
+
+async def test_thread_creation_at_the_servers_limit(harness: Harness) -> None:
+    fake, channel = harness.fake, harness.channel
+    sent = await channel.send("video ready")
+    fake.refuse_thread_creation_at_limit()
+    with pytest.raises(discord.HTTPException) as caught:
+        await channel.create_thread(name="result", message=discord.Object(sent.id))
+    assert (caught.value.status, caught.value.code) == (400, 160006)
+    thread = await channel.create_thread(name="result", message=discord.Object(sent.id))
+    assert thread.id == sent.id
+
+
+async def test_a_deleted_thread_is_gone_for_discord_py_and_the_api(harness: Harness) -> None:
+    fake, bot = harness.fake, harness.bot
+    sent, thread = await started_thread(harness)
+    inside = await thread.send("kept files")
+    deleted = asyncio.create_task(bot.wait_for("raw_thread_delete"))
+
+    await fake.delete_thread(thread.id)
+
+    await asyncio.wait_for(deleted, 5)
+    assert harness.channel.guild.get_thread(thread.id) is None
+    with pytest.raises(discord.NotFound) as caught:
+        await thread.send("too late")
+    assert caught.value.code == 10003
+    assert int(inside.id) in fake.deleted_messages
+    assert fake.message(sent.id)["flags"] & MessageFlag.HAS_THREAD == 0  # the starter stays
+
+
+async def test_a_locked_thread_refuses_posts_and_edits(harness: Harness) -> None:
+    fake, bot = harness.fake, harness.bot
+    _sent, thread = await started_thread(harness)
+    status = await thread.send("status")
+    updated = asyncio.create_task(bot.wait_for("raw_thread_update"))
+
+    await fake.archive_thread(thread.id, locked=True)
+
+    await asyncio.wait_for(updated, 5)
+    assert harness.channel.guild.get_thread(thread.id) is None  # discord.py drops archived ones
+    for attempt in (thread.send("hello"), status.edit(content="edited")):
+        with pytest.raises(discord.HTTPException) as caught:
+            await attempt
+        assert (caught.value.status, caught.value.code) == (400, 50083)
+
+
+async def test_a_post_unarchives_a_thread_after_the_message(harness: Harness) -> None:
+    fake, bot = harness.fake, harness.bot
+    _sent, thread = await started_thread(harness)
+    archived = asyncio.create_task(bot.wait_for("raw_thread_update"))
+    await fake.archive_thread(thread.id)
+    await asyncio.wait_for(archived, 5)
+    unarchived = asyncio.create_task(bot.wait_for("thread_join"))
+
+    posted = await fake.post_message(thread.id, f"{fake.bot_user.mention} wake up")
+
+    message = await harness.seen.get("message")
+    while message.id != int(posted["id"]):  # the bot's own posts came first
+        message = await harness.seen.get("message")
+    # The message came before the thread's update: discord.py did not know the thread yet.
+    assert not isinstance(message.channel, discord.Thread)
+    assert message.channel.id == thread.id
+    joined = await asyncio.wait_for(unarchived, 5)
+    assert joined.id == thread.id and not joined.archived
+    assert not fake.threads[thread.id]["thread_metadata"]["archived"]
+
+
+async def test_dms_reach_members_unless_they_closed_them(harness: Harness) -> None:
+    fake, bot = harness.fake, harness.bot
+    member = await harness.channel.guild.fetch_member(fake.member.id)
+    await member.send("about your reply")
+    assert [m["content"] for m in fake.dm_messages(fake.member)] == ["about your reply"]
+
+    fake.close_dms(fake.moderator)
+    channel = await bot.create_dm(discord.Object(fake.moderator.id))
+    with pytest.raises(discord.Forbidden) as caught:
+        await channel.send("hello")
+    assert caught.value.code == 50007
+    assert fake.dm_messages(fake.moderator) == []

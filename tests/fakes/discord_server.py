@@ -15,7 +15,9 @@ from what discord.py 2.7 actually sends and parses. Runs inside the test's event
 Tests read what users would see from ``messages``, ``interactions`` and ``channels``; every REST
 call is in ``calls``; unknown endpoints land in ``unhandled`` (404) and handler crashes in
 ``server_errors`` (500). Faults are queued with ``rate_limit_next``, ``fail_next``,
-``forbid_thread_creation`` and ``fail_uploads``; the upload limit follows the guild's boost tier.
+``forbid_thread_creation``, ``refuse_thread_creation_at_limit`` and ``fail_uploads``; the upload
+limit follows the guild's boost tier. Threads can be archived or locked (``archive_thread``) and
+deleted (``delete_thread``); members can close their DMs to the bot (``close_dms``).
 Time-based rules (3 s to answer an interaction, 15 min token life, URL expiry, nonce window) use a
 fake clock that ``advance_clock`` moves, so expiry is tested without sleeping.
 """
@@ -80,6 +82,7 @@ class Intent:
     GUILD_MEMBERS = 1 << 1
     GUILD_PRESENCES = 1 << 8
     GUILD_MESSAGES = 1 << 9
+    DIRECT_MESSAGES = 1 << 12
     MESSAGE_CONTENT = 1 << 15
     PRIVILEGED = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
 
@@ -435,6 +438,8 @@ class FakeDiscord:
         self.roles[self.bot_role_id]["tags"] = {"bot_id": str(self.bot_user.id)}
 
         self.channels: dict[int, JSON] = {}  # guild channels and threads
+        self.dm_channels: dict[int, JSON] = {}  # the bot's DMs (type 1), by channel id
+        self.dms_closed: set[int] = set()  # members who do not take DMs from the bot
         self.category_id = self._add_channel(4, "Text Channels", position=0)
         self.channel_id = self._add_channel(0, "general", position=0, parent=self.category_id)
         self.other_channel_id = self._add_channel(0, "videos", position=1, parent=self.category_id)
@@ -732,7 +737,12 @@ class FakeDiscord:
         guild = self.guild_payload()
         guild.pop("approximate_member_count")
         guild.pop("approximate_presence_count")
-        threads = [c for c in self.channels.values() if c["type"] in (10, 11, 12)]
+        # Like Discord: only active threads; archived ones the bot learns of when it asks.
+        threads = [
+            c
+            for c in self.channels.values()
+            if c["type"] in (10, 11, 12) and not c["thread_metadata"]["archived"]
+        ]
         return guild | {
             "joined_at": _iso(self._joined_at),
             "large": False,
@@ -772,10 +782,10 @@ class FakeDiscord:
         }
 
     def channel(self, channel_id: int) -> JSON:
-        try:
-            return self.channels[channel_id]
-        except KeyError:
-            raise ApiError(404, 10003, "Unknown Channel") from None
+        found = self.channels.get(channel_id) or self.dm_channels.get(channel_id)
+        if found is None:
+            raise ApiError(404, 10003, "Unknown Channel")
+        return found
 
     # ------------------------------------------------------------------ attachments / CDN
 
@@ -989,6 +999,54 @@ class FakeDiscord:
         body = _error_body(50013, "Missing Permissions")
         self._faults.append(_Fault(routes, False, times, lambda _: _json_response(403, body)))
 
+    def refuse_thread_creation_at_limit(self, *, times: int = 1) -> None:
+        """The next ``times`` thread creations fail as on a server at Discord's limit of active
+        threads: 400, code 160006."""
+        routes = frozenset(
+            {
+                ("POST", _shape("/channels/{channel_id}/messages/{message_id}/threads")),
+                ("POST", _shape("/channels/{channel_id}/threads")),
+            }
+        )
+        body = _error_body(160006, "Maximum number of active threads reached")
+        self._faults.append(_Fault(routes, False, times, lambda _: _json_response(400, body)))
+
+    async def archive_thread(self, thread_id: int, *, locked: bool = False) -> None:
+        """Archive a thread (and lock it), as its auto-archive timer or a moderator does.
+
+        The bot gets THREAD_UPDATE (discord.py then drops the thread from its cache) and the
+        thread is left out of later GUILD_CREATEs. A post in an archived thread unarchives it;
+        in a locked one every post and every edit is refused (400, 50083).
+        """
+        thread = self.threads[thread_id]
+        thread["thread_metadata"] |= {
+            "archived": True,
+            "locked": locked,
+            "archive_timestamp": _iso(self.now()),
+        }
+        await self._dispatch("THREAD_UPDATE", thread, Intent.GUILDS)
+
+    async def delete_thread(self, thread_id: int) -> None:
+        """Delete a thread and its messages (THREAD_DELETE); its starter message stays."""
+        thread = self.channels.pop(thread_id)
+        for message in self.channel_messages(thread_id, include_ephemeral=True):
+            self._delete(int(message["id"]))
+        starter = self.messages.get(thread_id)
+        if starter is not None:
+            starter.pop("thread", None)
+            starter["flags"] &= ~MessageFlag.HAS_THREAD
+        data = {
+            "id": thread["id"],
+            "guild_id": thread["guild_id"],
+            "parent_id": thread["parent_id"],
+            "type": thread["type"],
+        }
+        await self._dispatch("THREAD_DELETE", data, Intent.GUILDS)
+
+    def close_dms(self, user: FakeUser) -> None:
+        """``user`` takes no DMs from the bot: sending one fails with 403, code 50007."""
+        self.dms_closed.add(user.id)
+
     def fail_uploads(self, *, status: int = 503, times: int = 1) -> None:
         """The next ``times`` requests carrying files fail with ``status``.
 
@@ -1030,6 +1088,7 @@ class FakeDiscord:
             ("GET", "/gateway/bot", self._get_gateway_bot),
             ("GET", "/users/@me", self._get_me),
             ("GET", "/users/{user_id}", self._get_user),
+            ("POST", "/users/@me/channels", self._open_dm),
             ("GET", "/oauth2/applications/@me", self._get_application),
             ("GET", "/applications/@me", self._get_application),
             ("GET", app_ + "/commands", self._get_commands),
@@ -1167,6 +1226,27 @@ class FakeDiscord:
 
     async def _get_application(self, ctx: _Ctx) -> web.Response:
         return _json_response(200, self._application_payload())
+
+    async def _open_dm(self, ctx: _Ctx) -> web.Response:
+        try:
+            user = self.users[int(ctx.json().get("recipient_id") or 0)]
+        except (KeyError, TypeError, ValueError):
+            raise ApiError(400, 50033, "Invalid Recipient(s)") from None
+        found = next(
+            (c for c in self.dm_channels.values() if int(c["recipients"][0]["id"]) == user.id),
+            None,
+        )
+        if found is None:
+            channel_id = self._snowflake()
+            found = {
+                "id": str(channel_id),
+                "type": 1,
+                "last_message_id": None,
+                "flags": 0,
+                "recipients": [self.user_payload(user)],
+            }
+            self.dm_channels[channel_id] = found
+        return _json_response(200, found)
 
     # ------------------------------------------------------------------ REST: commands
 
@@ -1449,9 +1529,28 @@ class FakeDiscord:
                 blob.removed = True
         return message
 
+    def _check_postable(self, channel: JSON) -> bool:
+        """Refuse a post where Discord would; True when the post unarchives a thread."""
+        if channel["type"] == 1:
+            if int(channel["recipients"][0]["id"]) in self.dms_closed:
+                raise ApiError(403, 50007, "Cannot send messages to this user")
+            return False
+        metadata = channel.get("thread_metadata")
+        if metadata is None or not metadata["archived"]:
+            return False
+        if metadata["locked"]:
+            raise ApiError(400, 50083, "Thread is archived")
+        return True
+
+    async def _unarchive(self, channel: JSON) -> None:
+        # Sent after the message that unarchived the thread: Discord promises no order, and a
+        # bot must not need the thread in its cache to read the message.
+        channel["thread_metadata"]["archived"] = False
+        await self._dispatch("THREAD_UPDATE", channel, Intent.GUILDS)
+
     async def _post_message(self, ctx: _Ctx) -> web.Response:
         channel_id = ctx.id("channel_id")
-        self.channel(channel_id)
+        unarchives = self._check_postable(self.channel(channel_id))
         body = ctx.json()
         nonce = body.get("nonce")
         if nonce is not None and len(str(nonce)) > 25:
@@ -1468,6 +1567,8 @@ class FakeDiscord:
         if nonce is not None:
             self._nonces[(self.bot_user.id, str(nonce))] = (int(message["id"]), self.now())
         await self._dispatch_message("MESSAGE_CREATE", message)
+        if unarchives:
+            await self._unarchive(self.channel(channel_id))
         return _json_response(200, self.render(message))
 
     async def _list_messages(self, ctx: _Ctx) -> web.Response:
@@ -1491,6 +1592,9 @@ class FakeDiscord:
         message = self._visible_message(ctx.id("channel_id"), ctx.id("message_id"))
         if int(message["author"]["id"]) != self.bot_user.id or "webhook_id" in message:
             raise ApiError(403, 50005, "Cannot edit a message authored by another user")
+        metadata = self.channel(int(message["channel_id"])).get("thread_metadata")
+        if metadata is not None and metadata["archived"]:
+            raise ApiError(400, 50083, "Thread is archived")
         self._apply_edit(message, ctx.json(), ctx.files)
         await self._dispatch_message("MESSAGE_UPDATE", message)
         return _json_response(200, self.render(message))
@@ -1934,6 +2038,9 @@ class FakeDiscord:
     async def _dispatch_message(self, event: str, message: JSON) -> None:
         if message["flags"] & MessageFlag.EPHEMERAL:
             return  # ephemeral messages are never sent over the gateway
+        if int(message["channel_id"]) in self.dm_channels:
+            await self._dispatch(event, self.render(message), Intent.DIRECT_MESSAGES)
+            return
         payload = self.render(message) | {"guild_id": str(self.guild_id)}
         author = self.users.get(int(message["author"]["id"]))
         if author is not None and "webhook_id" not in message:
@@ -1943,11 +2050,11 @@ class FakeDiscord:
     async def _dispatch_delete(self, message: JSON) -> None:
         if message["flags"] & MessageFlag.EPHEMERAL:
             return
-        data = {
-            "id": message["id"],
-            "channel_id": message["channel_id"],
-            "guild_id": str(self.guild_id),
-        }
+        data = {"id": message["id"], "channel_id": message["channel_id"]}
+        if int(message["channel_id"]) in self.dm_channels:
+            await self._dispatch("MESSAGE_DELETE", data, Intent.DIRECT_MESSAGES)
+            return
+        data["guild_id"] = str(self.guild_id)
         await self._dispatch("MESSAGE_DELETE", data, Intent.GUILD_MESSAGES)
 
     async def drop_gateway(self, code: int = 4000) -> None:
@@ -2132,10 +2239,14 @@ class FakeDiscord:
         user: FakeUser | None = None,
         values: Sequence[str] | None = None,
     ) -> int:
-        """Press a button (or pick ``values`` in a select) on a stored message; returns the id."""
+        """Press a button (or pick ``values`` in a select) on a stored message; returns the id.
+
+        The message may have been deleted already: a member whose client has not caught up
+        yet can still press its buttons (a double click, two people at once).
+        """
         self._require_bot()
         message_id = int(message["id"]) if isinstance(message, dict) else int(message)
-        stored = self.messages.get(message_id)
+        stored = self.messages.get(message_id) or self.deleted_messages.get(message_id)
         if stored is None:
             raise LookupError(f"no message {message_id}")
         component = next(
@@ -2176,11 +2287,23 @@ class FakeDiscord:
             body["message_reference"] = {"message_id": message_reference}
         if not reply_ping:
             body["allowed_mentions"] = {"parse": ["users"], "replied_user": False}
+        unarchives = self._check_postable(self.channel(channel_id))
         message = self._create_message(
             channel_id, author, body, [], uploaded=attachments, mentions=mentions
         )
         await self._dispatch_message("MESSAGE_CREATE", message)
+        if unarchives:
+            await self._unarchive(self.channel(channel_id))
         return message
+
+    def dm_messages(self, user: FakeUser) -> list[JSON]:
+        """What the bot sent ``user`` in DMs, oldest first."""
+        return [
+            message
+            for channel_id, channel in self.dm_channels.items()
+            if int(channel["recipients"][0]["id"]) == user.id
+            for message in self.channel_messages(channel_id)
+        ]
 
 
 def _guess_option_type(value: Any) -> int:
