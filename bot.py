@@ -52,7 +52,9 @@ class WanBot(commands.Bot):
         # Privileged: without it the bot still sees messages that mention it (see README).
         intents.message_content = settings.message_content_intent
         super().__init__(
-            command_prefix=commands.when_mentioned,
+            # No text commands, only slash commands: with no prefix a message that mentions
+            # the bot is never taken for an unknown command (CommandNotFound, logged at ERROR).
+            command_prefix=(),
             intents=intents,
             tree_cls=BotCommandTree,
             help_command=None,
