@@ -97,7 +97,7 @@ _DEFAULT_FIELDS: Final = {
     "moderator_role": "moderator_role_id",
 }
 # Characters that make a spreadsheet treat a cell as a formula (member names are user input).
-_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 # ----------------------------------------------------------------- validation
@@ -190,24 +190,32 @@ def _override_dict(override: UserOverride) -> dict[str, int | None]:
     return {"daily_seconds": override.daily_seconds, "max_concurrent": override.max_concurrent}
 
 
+def spreadsheet_safe(cell: str | int) -> str | int:
+    """Text a spreadsheet shows as text: a leading ``'`` defuses a would-be formula."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 def usage_csv(rows: Sequence[UsageRow], names: dict[int, str]) -> bytes:
-    """One row per member; ``seconds`` are quota seconds of delivered videos."""
+    """One row per member; ``seconds`` are quota seconds of delivered videos.
+
+    ``names`` are current display names (from the member cache, when it has them); otherwise
+    the name recorded with the member's latest job is used.
+    """
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=USAGE_CSV_FIELDS, lineterminator="\n")
+    # CRLF, as RFC 4180 has it: a CR or LF inside a cell is then quoted, not a new row.
+    writer = csv.DictWriter(buffer, fieldnames=USAGE_CSV_FIELDS, lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        name = names.get(row.user_id, "")
-        if name.startswith(_FORMULA_STARTS):
-            name = "'" + name
-        writer.writerow(
-            {
-                "user_id": row.user_id,
-                "member": name,
-                "seconds": row.seconds,
-                "jobs": row.jobs,
-                "failed": row.failed,
-            }
-        )
+        cells: dict[str, str | int] = {
+            "user_id": row.user_id,
+            "member": names.get(row.user_id) or row.name or "",
+            "seconds": row.seconds,
+            "jobs": row.jobs,
+            "failed": row.failed,
+        }
+        writer.writerow({key: spreadsheet_safe(value) for key, value in cells.items()})
     return buffer.getvalue().encode("utf-8")
 
 

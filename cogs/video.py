@@ -73,6 +73,7 @@ def requester_of(source: discord.Interaction | discord.Message) -> Requester:
         role_ids=[role.id for role in getattr(user, "roles", ())],
         parent_channel_id=parent_id,
         channel_is_nsfw=bool(getattr(nsfw_source, "nsfw", False)),
+        display_name=getattr(user, "display_name", None),
     )
 
 

@@ -34,6 +34,7 @@ class Requester:
     role_ids: Collection[int] = ()
     parent_channel_id: int | None = None  # for a thread: its parent channel
     channel_is_nsfw: bool = False
+    display_name: str | None = None  # recorded with the job, for moderators' reports
 
 
 class VideoService:
@@ -121,6 +122,7 @@ class VideoService:
                 parent_job_id=parent_job_id,
                 thread_id=thread_id,
                 reference_copies=reference_copies or {},
+                user_name=who.display_name,
             ),
             limits,
             now,

@@ -90,6 +90,7 @@ class NewJob:
     parent_job_id: str | None = None
     thread_id: int | None = None
     reference_copies: dict[str, list[int]] = field(default_factory=dict)
+    user_name: str | None = None  # the requester's display name, for reports
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,7 @@ class UsageRow:
     seconds: int
     jobs: int
     failed: int
+    name: str | None = None  # the display name on the member's latest job
 
 
 _JOB_COLUMNS = (
@@ -348,8 +350,8 @@ class Store:
                 "INSERT INTO jobs (id, guild_id, channel_id, user_id, origin, parent_job_id,"
                 " state, request_json, references_json, cost_seconds, quota_day,"
                 " webhook_token_hash, deadline_at, thread_id, created_at, updated_at,"
-                " reference_copies_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " reference_copies_json, user_name)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job.id,
                     job.guild_id,
@@ -367,6 +369,7 @@ class Store:
                     now,
                     now,
                     json.dumps(job.reference_copies),
+                    job.user_name,
                 ),
             )
             await self._ledger(
@@ -676,16 +679,20 @@ class Store:
         return [LedgerEntry(*row) for row in rows]
 
     async def usage_report(self, guild_id: int, since_day: str) -> list[UsageRow]:
-        """Seconds generated (delivered jobs), jobs made and jobs failed, per member."""
+        """Seconds generated (delivered jobs), jobs made and jobs failed, per member, with the
+        name the member had on their latest job."""
         rows = await self._fetchall(
             "SELECT user_id,"
             " COALESCE(SUM(CASE WHEN state = 'delivered' THEN cost_seconds END), 0),"
-            " COUNT(*), SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END)"
+            " COUNT(*), SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END),"
+            " (SELECT named.user_name FROM jobs AS named WHERE named.guild_id = jobs.guild_id"
+            "  AND named.user_id = jobs.user_id AND named.user_name IS NOT NULL"
+            "  ORDER BY named.created_at DESC LIMIT 1)"
             " FROM jobs WHERE guild_id = ? AND quota_day >= ?"
             " GROUP BY user_id ORDER BY 2 DESC, 3 DESC",
             (guild_id, since_day),
         )
-        return [UsageRow(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows]
+        return [UsageRow(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in rows]
 
     # ----------------------------------------------------------------- guild rules
 

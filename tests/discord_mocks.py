@@ -644,6 +644,7 @@ def requester_for(member: MagicMock, channel: MagicMock) -> Requester:
         role_ids=[role.id for role in member.roles],
         parent_channel_id=parent,
         channel_is_nsfw=bool(channel.is_nsfw()),
+        display_name=member.display_name,
     )
 
 

@@ -636,6 +636,37 @@ async def test_usage_totals_match_the_ledger_and_the_csv(cog, harness, guild, ch
     assert top[0].startswith(f"1. <@{bob_id}>: 8 s")
 
 
+async def test_usage_csv_names_members_the_bot_has_no_cache_for(cog, harness, guild, channel, mod):
+    # Without the Members intent discord.py knows almost nobody: names come from the jobs.
+    names = ["carol", "-2+3", "@here", "\tcmd", "\r=1", "+SUM(A1)", "bob = fine"]
+    members = [make_member(guild, name=name) for name in names]
+    for member in members:
+        await accept_job(harness, member, channel)
+    guild.get_member.side_effect = lambda _user_id: None
+    interaction = as_(mod, harness, channel)
+
+    await cog.usage.callback(cog, interaction, days=1)
+
+    data = last_reply(interaction).file.fp.read().decode("utf-8")
+    rows = {int(row["user_id"]): row for row in csv.DictReader(io.StringIO(data))}
+    shown = [rows[member.id]["member"] for member in members]
+    assert shown == ["carol", "'-2+3", "'@here", "'\tcmd", "'\r=1", "'+SUM(A1)", "bob = fine"]
+
+
+async def test_usage_csv_shows_a_members_latest_name(cog, harness, guild, channel, mod, alice):
+    await accept_job(harness, alice, channel)
+    alice.display_name = "Alice the Second"
+    await accept_job(harness, alice, channel)
+    guild.get_member.side_effect = lambda _user_id: None
+    interaction = as_(mod, harness, channel)
+
+    await cog.usage.callback(cog, interaction, days=1)
+
+    data = last_reply(interaction).file.fp.read().decode("utf-8")
+    [row] = list(csv.DictReader(io.StringIO(data)))
+    assert (row["member"], row["jobs"]) == ("Alice the Second", "2")
+
+
 async def test_usage_window_excludes_older_days(cog, harness, guild, channel, mod):
     await finished_jobs(harness, guild, channel)
     harness.clock.advance(2 * 86_400)
