@@ -71,6 +71,9 @@ class DiscordDelivery:
     ) -> None:
         self.bot = bot
         self.keeper = keeper or ReferenceKeeper(bot)
+        # Every thread a job was made in, from the store: replies there are for the bot.
+        # discord.py's cache is no guide (it drops archived threads, and misses some).
+        self.threads: set[int] = set()
         self._edit_interval = edit_interval
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_edit: dict[str, float] = {}
@@ -78,6 +81,9 @@ class DiscordDelivery:
         self._edits: dict[str, asyncio.Task[None]] = {}
         self._threadless: set[str] = set()  # jobs whose channel refused a thread (this run)
         self._closing = False
+
+    async def load_threads(self) -> None:
+        self.threads |= await self.bot.store.video_thread_ids()
 
     # ----------------------------------------------------------------- channels
 
@@ -154,6 +160,7 @@ class DiscordDelivery:
             await message.edit(embed=presenter.status_embed(current or job, NO_THREAD_NOTE))
             return
         await self.bot.store.set_discord_ids(job.id, thread_id=thread_id)
+        self.threads.add(thread_id)
         if job.origin is JobOrigin.COMMAND:
             # Slash-command files are ephemeral: keep copies in the new thread for later reuse.
             made = await self.channel(thread_id)

@@ -24,7 +24,9 @@ from discord.ext import commands
 from cogs import presenter
 from cogs.delivery import DiscordDelivery, status_channel_id
 from cogs.errors import describe_error
+from cogs.mentions import without_bot_mentions, without_mentions
 from cogs.permissions import is_moderator
+from cogs.privately import tell_privately
 from cogs.reference_copies import Copies, copies_on_message
 from cogs.views import DeleteButton, RerollButton
 from core.errors import UserError
@@ -74,6 +76,21 @@ def requester_of(source: discord.Interaction | discord.Message) -> Requester:
         parent_channel_id=parent_id,
         channel_is_nsfw=bool(getattr(nsfw_source, "nsfw", False)),
         display_name=getattr(user, "display_name", None),
+    )
+
+
+def reply_requester(message: discord.Message, old: Job) -> Requester:
+    """Who replies in ``old``'s thread, and where: the thread's channel is the store's word.
+
+    discord.py may not know the thread (archived, or never announced), and the channel's rules
+    must hold in its threads all the same.
+    """
+    who = requester_of(message)
+    parent = message.guild.get_channel(old.channel_id) if message.guild else None
+    return replace(
+        who,
+        parent_channel_id=old.channel_id,
+        channel_is_nsfw=bool(getattr(parent, "nsfw", False)),
     )
 
 
@@ -145,6 +162,7 @@ class VideoCog(commands.Cog, name="Video"):
         self.delivery = DiscordDelivery(bot, edit_interval=bot.settings.status_edit_interval)
 
     async def cog_load(self) -> None:
+        await self.delivery.load_threads()
         self.bot.tracker.set_events(self.delivery)
         self.bot.add_dynamic_items(RerollButton, DeleteButton)
 
@@ -332,7 +350,12 @@ class VideoCog(commands.Cog, name="Video"):
                 "Only the person who asked for this video, or a moderator, can delete it."
             )
         if interaction.message is not None:
-            await interaction.message.delete()
+            try:
+                await interaction.message.delete()
+            except discord.NotFound:
+                # A second click, or two people at once: what is gone is deleted.
+                await interaction.response.send_message("🗑️ Already deleted.", ephemeral=True)
+                return
         await interaction.response.send_message("🗑️ Deleted.", ephemeral=True)
 
     async def _job_here(self, job_id: str, guild_id: int) -> Job:
@@ -347,7 +370,8 @@ class VideoCog(commands.Cog, name="Video"):
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or message.guild is None:
             return
-        if not isinstance(message.channel, discord.Thread):
+        # One of our threads? The store's answer, kept in memory: no query for other channels.
+        if message.channel.id not in self.delivery.threads:
             return
         me = self.bot.user
         mentioned = me is not None and any(user.id == me.id for user in message.mentions)
@@ -365,19 +389,25 @@ class VideoCog(commands.Cog, name="Video"):
                 error_id = secrets.token_hex(4)
                 log.error("unexpected error %s handling a reply", error_id, exc_info=exc)
                 text = f"Something went wrong on our side (error `{error_id}`). Please try again."
-            await self._answer(message, text)
+            await tell_privately(message, text)  # refusals may carry a moderator's reason
             return
         reply = presenter.accepted_text(job, built.warnings, built.label_map())
         await self._answer(message, reply)
 
     async def _reply(self, message: discord.Message, old: Job) -> tuple[Job, BuiltRequest]:
-        who = requester_of(message)
+        who = reply_requester(message, old)
         await self.bot.service.check_allowed(who)  # refuse banned members before any work
-        parsed = parse_reply(message.content, self.bot.user.id if self.bot.user else None)
-        prompt = parsed.prompt or old.request.prompt
+        bot_id = self.bot.user.id if self.bot.user else None
+        # Flags first, then names for mentions: a display name is never read as a flag.
+        parsed = parse_reply(without_bot_mentions(message.content, bot_id), bot_id)
+        overrides = parsed.overrides
+        if overrides.negative_prompt:
+            negative = without_mentions(overrides.negative_prompt, message, bot_id)
+            overrides = replace(overrides, negative_prompt=negative)
+        prompt = without_mentions(parsed.prompt, message, bot_id) or old.request.prompt
         # A reply asks for a new video: a fresh seed unless the reply names one.
-        seed = parsed.overrides.seed if parsed.overrides.seed is not None else random_seed()
-        options = replace(parsed.overrides.apply(options_from(old.request, None)), seed=seed)
+        seed = overrides.seed if overrides.seed is not None else random_seed()
+        options = replace(overrides.apply(options_from(old.request, None)), seed=seed)
         built, copies = await self._reuse(old, prompt, options, message)
         job = await self.bot.service.accept(
             who,

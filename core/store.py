@@ -517,6 +517,13 @@ class Store:
         )
         return [(row[0], JobState(row[1])) for row in rows]
 
+    async def video_thread_ids(self) -> set[int]:
+        """Every thread a job was made in: what the bot answers replies in."""
+        rows = await self._fetchall(
+            "SELECT DISTINCT thread_id FROM jobs WHERE thread_id IS NOT NULL"
+        )
+        return {int(row[0]) for row in rows}
+
     async def latest_job_in_thread(self, thread_id: int) -> Job | None:
         row = await self._fetchone(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE thread_id = ?"

@@ -23,6 +23,8 @@ What is wired up, so tests don't have to:
 - a member's ``guild_permissions`` are computed live from their roles, like discord.py does
   (owner and Administrator get everything), unless given explicitly; ``resolved_permissions``
   (what an interaction carries) is None unless given;
+- a member's ``send`` (a DM) records what was sent in ``member.dms`` and returns a message;
+  ``make_member(..., dms_closed=True)`` refuses it with 403 (50007), as Discord does;
 - an interaction's ``response`` remembers whether it was used: ``is_done()`` turns true after
   ``send_message``/``defer``/``edit_message``/…, and a second one raises
   ``discord.InteractionResponded``, as in discord.py; ``followup.send`` returns a fake
@@ -157,6 +159,7 @@ def make_member(
     permissions: discord.Permissions | None = None,
     resolved_permissions: discord.Permissions | None = None,
     bot: bool = False,
+    dms_closed: bool = False,
 ) -> MagicMock:
     """A member of ``guild`` (added to ``guild.members``) holding @everyone plus ``roles``.
 
@@ -189,8 +192,35 @@ def make_member(
         return discord.Permissions.all() if combined.administrator else combined
 
     _with_property(member, "guild_permissions", computed)
+    member.dms = []
+
+    async def send(*args: Any, **kwargs: Any) -> MagicMock:
+        if dms_closed:
+            raise forbidden(50007, "Cannot send messages to this user")
+        member.dms.append(_content(args, kwargs))
+        message = MagicMock(spec=discord.Message)
+        message.id = next_id()
+        message.content = member.dms[-1]
+        return message
+
+    member.send = AsyncMock(side_effect=send)
     guild.members.append(member)
     return member
+
+
+def http_error(
+    kind: type[discord.HTTPException], status: int, code: int, message: str
+) -> discord.HTTPException:
+    """A discord.py HTTP error as raised for Discord's JSON error ``{code, message}``."""
+    return kind(MagicMock(status=status, reason=message), {"code": code, "message": message})
+
+
+def forbidden(code: int = 50013, message: str = "Missing Permissions") -> discord.HTTPException:
+    return http_error(discord.Forbidden, 403, code, message)
+
+
+def not_found(code: int = 10003, message: str = "Unknown Channel") -> discord.HTTPException:
+    return http_error(discord.NotFound, 404, code, message)
 
 
 def make_user(*, id: int | None = None, name: str = "user", bot: bool = False) -> MagicMock:
@@ -297,6 +327,30 @@ def make_thread(
     return thread
 
 
+def make_partial_channel(guild: MagicMock, *, id: int | None = None) -> MagicMock:
+    """A channel discord.py does not have in its cache (``PartialMessageable``): what a message
+    in an archived or never-announced thread carries. Not a ``Thread``, and no parent."""
+    channel = MagicMock(spec=discord.PartialMessageable)
+    channel.id = next_id() if id is None else id
+    channel.guild = guild
+    channel.type = None
+    channel.jump_url = f"https://discord.com/channels/{guild.id}/{channel.id}"
+    _wire_messageable(channel)
+    return channel
+
+
+def make_dm_channel(recipient: MagicMock, *, closed: bool = False) -> MagicMock:
+    """The bot's DM channel with ``recipient``; with ``closed`` every send is refused (50007)."""
+    channel = MagicMock(spec=discord.DMChannel)
+    channel.id = next_id()
+    channel.recipient = recipient
+    channel.guild = None
+    _wire_messageable(channel)
+    if closed:
+        channel.send.side_effect = forbidden(50007, "Cannot send messages to this user")
+    return channel
+
+
 def make_attachment(
     *,
     id: int | None = None,
@@ -338,6 +392,7 @@ def make_message(
     content: str = "",
     attachments: Sequence[MagicMock] = (),
     mentions: Sequence[MagicMock] = (),
+    role_mentions: Sequence[MagicMock] = (),
     reference: discord.MessageReference | None = None,
     embeds: Sequence[discord.Embed] = (),
 ) -> MagicMock:
@@ -350,10 +405,12 @@ def make_message(
     message.content = content
     message.attachments = list(attachments)
     message.mentions = list(mentions)
+    message.role_mentions = list(role_mentions)
     message.embeds = list(embeds)
     message.reference = reference
     message.created_at = datetime.now(UTC)
-    message.jump_url = f"https://discord.com/channels/{channel.guild.id}/{channel.id}/{message.id}"
+    where = "@me" if channel.guild is None else channel.guild.id
+    message.jump_url = f"https://discord.com/channels/{where}/{channel.id}/{message.id}"
 
     async def reply(*args: Any, **kwargs: Any) -> MagicMock:
         sent: MagicMock = await channel.send(*args, **kwargs)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock, MagicMock
@@ -19,6 +19,7 @@ import pytest
 from cogs import presenter
 from cogs.delivery import NO_THREAD_NOTE, DiscordDelivery
 from cogs.errors import report_error
+from cogs.privately import NO_DM_NOTE
 from cogs.video import VideoCog, split_reply_attachments
 from core.jobs import Job, JobOrigin, JobState
 from core.media import DownloadedVideo, MediaTooLarge
@@ -28,14 +29,18 @@ from tests.discord_mocks import (
     last_reply,
     make_attachment,
     make_component_interaction,
+    make_dm_channel,
     make_guild,
     make_interaction,
     make_member,
     make_message,
+    make_partial_channel,
     make_role,
     make_text_channel,
     make_thread,
     move_job,
+    next_id,
+    not_found,
     open_harness,
     was_deferred,
 )
@@ -51,6 +56,7 @@ class World:
     bob: MagicMock
     moderator: MagicMock
     me: MagicMock
+    dms: dict[int, MagicMock] = field(default_factory=dict)  # the bot's DM channels, by user
 
     @property
     def store(self) -> Any:
@@ -87,7 +93,21 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         bot = harness.bot
         bot.user.id = me.id
         bot.get_channel.side_effect = guild.get_channel_or_thread
-        bot.fetch_channel = AsyncMock(side_effect=guild.get_channel_or_thread)
+
+        async def fetch_channel(channel_id: int) -> Any:
+            found = guild.get_channel_or_thread(channel_id)
+            if found is None:
+                raise not_found()  # deleted, as Discord answers
+            return found
+
+        bot.fetch_channel = AsyncMock(side_effect=fetch_channel)
+
+        async def create_dm(user: Any) -> MagicMock:
+            if user.id not in world.dms:
+                world.dms[user.id] = make_dm_channel(guild.get_member(user.id))
+            return world.dms[user.id]
+
+        bot.create_dm = AsyncMock(side_effect=create_dm)
         bot.http = MagicMock(spec=discord.http.HTTPClient)
         # Discord hands out fresh links: the same URL with a new signature.
         bot.http.request = AsyncMock(
@@ -611,26 +631,83 @@ async def test_a_reply_without_a_mention_is_ignored_without_the_content_intent(
     assert message.reply.await_count == 0
 
 
-async def test_a_bad_reply_is_answered_and_costs_nothing(world: World) -> None:
+async def test_a_bad_reply_is_answered_privately_and_costs_nothing(world: World) -> None:
     job = await completed_job(world)
     ledger_before = await world.ledger()
     message = await reply_in_thread(
         world, job, world.bob, f"<@{world.me.id}> Image 2 --duration 99", mentions=[world.me]
     )
-    text = message.reply.await_args.args[0]
+    [text] = world.bob.dms
     assert "duration 99" in text.lower() and "2 to 10" in text
+    assert message.jump_url in text  # which message the DM is about
+    assert message.reply.await_count == 0  # nothing in the thread
     assert len(await world.jobs()) == 1
     assert await world.ledger() == ledger_before
 
 
-async def test_a_banned_member_reply_is_refused(world: World) -> None:
-    job = await completed_job(world)
-    await world.store.ban(world.guild.id, world.bob.id, None, 1, world.harness.clock())
+async def refuse_reply(
+    world: World, member: MagicMock, job: Job | None = None
+) -> tuple[MagicMock, list[str]]:
+    """A reply by ``member`` that the bot refuses; returns it and what the thread saw."""
+    job = job or await completed_job(world)
+    thread = world.guild.get_thread(job.thread_id)
+    public_before = thread.send.await_count
+    jobs_before = len(await world.jobs())
     message = await reply_in_thread(
-        world, job, world.bob, f"<@{world.me.id}> Image 1 jumps", mentions=[world.me]
+        world, job, member, f"<@{world.me.id}> Image 1 jumps", mentions=[world.me]
     )
-    assert "not allowed" in message.reply.await_args.args[0]
-    assert len(await world.jobs()) == 1
+    public = [call.args[0] for call in thread.send.await_args_list[public_before:] if call.args]
+    assert len(await world.jobs()) == jobs_before
+    return message, public
+
+
+async def test_a_banned_member_reply_is_refused_by_dm_with_the_reason(world: World) -> None:
+    reason = "posted gore twice"
+    await world.store.ban(world.guild.id, world.bob.id, reason, 1, world.harness.clock())
+    _message, public = await refuse_reply(world, world.bob)
+    [text] = world.bob.dms
+    assert "not allowed" in text and reason in text
+    assert public == []  # the moderator's reason never reaches the thread
+
+
+async def test_with_dms_closed_a_refused_reply_gets_a_public_note_without_the_reason(
+    world: World,
+) -> None:
+    closed = make_member(world.guild, name="private", dms_closed=True)
+    reason = "posted gore twice"
+    await world.store.ban(world.guild.id, closed.id, reason, 1, world.harness.clock())
+    message, public = await refuse_reply(world, closed)
+    assert public == [NO_DM_NOTE]
+    assert message.reply.await_args.args == (NO_DM_NOTE,)
+    assert reason not in NO_DM_NOTE and "not allowed" not in NO_DM_NOTE
+
+
+async def test_pause_channel_rule_and_quota_refusals_of_replies_are_private(world: World) -> None:
+    job = await completed_job(world)
+    clock = world.harness.clock()
+    settings = await world.store.guild_settings(world.guild.id)
+    await world.store.save_guild_settings(
+        replace(settings, paused=True, pause_reason="mods only today"), clock
+    )
+    _message, public = await refuse_reply(world, world.bob, job)
+    assert "paused" in world.bob.dms[-1] and "mods only today" in world.bob.dms[-1]
+    assert public == []
+
+    await world.store.save_guild_settings(settings, clock)
+    await world.store.set_channel_rule(world.guild.id, world.channel.id, "deny", clock)
+    carol = make_member(world.guild, name="carol")
+    _message, public = await refuse_reply(world, carol, job)
+    assert "can't be made in this channel" in carol.dms[-1]
+    assert public == []
+
+    await world.store.set_channel_rule(world.guild.id, world.channel.id, None, clock)
+    dave = make_member(world.guild, name="dave")
+    await world.store.save_user_override(
+        UserOverride(world.guild.id, dave.id, daily_seconds=1), clock
+    )
+    _message, public = await refuse_reply(world, dave, job)
+    assert "you have 1 s left" in dave.dms[-1]
+    assert public == []
 
 
 async def test_messages_in_other_threads_are_ignored(world: World) -> None:
@@ -692,3 +769,94 @@ async def test_button_errors_go_through_the_one_error_policy(world: World) -> No
     assert match is not None
     button = await DeleteButton.from_custom_id(click, MagicMock(), match)
     assert button.job_id == "abcdef123456" and button.item.custom_id == "wan:delete:abcdef123456"
+
+
+# ----------------------------------------------------------------- delete, mentions, threads
+
+
+async def test_deleting_a_video_that_is_already_gone_is_a_polite_success(world: World) -> None:
+    job = await completed_job(world)
+    thread = world.guild.get_thread(job.thread_id)
+    message = make_message(thread, author=world.me, content="video")
+    message.delete.side_effect = not_found(10008, "Unknown Message")  # the other click won
+    click = make_component_interaction(
+        world.alice, message=message, channel=thread, client=world.harness.bot
+    )
+
+    await world.cog.delete(click, job.id)  # raises nothing: no "went wrong", no ERROR
+
+    reply = last_reply(click)
+    assert reply.ephemeral and "Already deleted" in reply.text
+
+
+async def test_mentions_never_reach_the_api_prompt(world: World) -> None:
+    job = await completed_job(world)
+    dancers = make_role(world.guild, name="Dancers")
+    gone = next_id()  # a member the bot has never seen
+    content = (
+        f"Image 1 hugs <@{world.alice.id}> and <@!{world.moderator.id}> in <#{world.channel.id}>"
+        f" with <@&{dancers.id}>, @everyone and <@{gone}> too"
+        f' --neg "<@{world.alice.id}> blurry" <@{world.me.id}>'
+    )
+
+    await reply_in_thread(
+        world,
+        job,
+        world.bob,
+        content,
+        mentions=[world.me, world.alice, world.moderator],
+        role_mentions=[dancers],
+    )
+
+    new = next(j for j in await world.jobs() if j.id != job.id)
+    assert new.request.prompt == (
+        "Image 1 hugs alice and mod in general with Dancers, everyone and too"
+    )
+    assert new.request.negative_prompt == "alice blurry"
+
+
+async def test_a_reply_in_a_thread_discord_py_does_not_know_is_answered_after_a_restart(
+    world: World,
+) -> None:
+    job = await completed_job(world)
+    restarted = VideoCog(world.harness.bot)
+    await restarted.cog_load()  # the known threads come from the store
+    try:
+        # An archived thread, or one whose THREAD_CREATE never came: not in discord.py's cache.
+        uncached = make_partial_channel(world.guild, id=job.thread_id)
+        message = make_message(
+            uncached,
+            author=world.bob,
+            content=f"Image 1 again, slower <@{world.me.id}>",
+            mentions=[world.me],
+        )
+        await restarted.on_message(message)
+        new = next(j for j in await world.jobs() if j.id != job.id)
+        assert (new.thread_id, new.channel_id) == (job.thread_id, world.channel.id)
+        assert new.request.prompt == "Image 1 again, slower"
+        assert "Accepted" in message.reply.await_args.args[0]
+
+        # The channel's rules hold in its threads, known to discord.py or not.
+        clock = world.harness.clock()
+        await world.store.set_channel_rule(world.guild.id, world.channel.id, "deny", clock)
+        again = make_message(
+            uncached, author=world.bob, content=f"<@{world.me.id}> once more", mentions=[world.me]
+        )
+        await restarted.on_message(again)
+        assert "can't be made in this channel" in world.bob.dms[-1]
+        assert len(await world.jobs()) == 2
+    finally:
+        await restarted.delivery.close()
+
+
+async def test_messages_outside_video_threads_cost_no_database_query(world: World) -> None:
+    await completed_job(world)
+    lookups = AsyncMock(wraps=world.store.latest_job_in_thread)
+    world.store.latest_job_in_thread = lookups
+    for place in (world.channel, make_thread(world.channel)):
+        message = make_message(
+            place, author=world.bob, content=f"<@{world.me.id}> hi", mentions=[world.me]
+        )
+        await world.cog.on_message(message)
+        assert message.reply.await_count == 0
+    assert lookups.await_count == 0

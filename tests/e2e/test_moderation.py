@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cogs.privately import NO_DM_NOTE
 from tests.e2e.harness import Options, Reply, World, message_text
 from tests.fakes.discord_server import FakeUser
 
@@ -151,3 +152,51 @@ async def test_usage_and_jobs_reports_reach_the_moderator(world: World) -> None:
     assert rows[0] == "user_id,member,seconds,jobs,failed"
     # Named, though the bot has no member cache (no Members intent): as Discord shows them.
     assert any(row.startswith(f"{member.id},{member.username.title()},") for row in rows[1:])
+
+
+async def thread_of_a_job(world: World) -> int:
+    job_id = (await video(world, world.new_user("starter"), "Image 1 opens a thread")).job_id
+    thread_id: int = await world.until(lambda: world.job(job_id)["thread_id"], what="a thread")
+    return thread_id
+
+
+async def test_a_banned_members_reply_in_a_thread_is_refused_in_private(world: World) -> None:
+    thread_id = await thread_of_a_job(world)
+    troll, hidden = world.new_user("troll"), world.new_user("hidden")
+    world.discord.close_dms(hidden)
+    for member in (troll, hidden):
+        await moderate(world, "admin ban", {"user": member, "reason": "spammed the threads"})
+    bot = world.discord.bot_user
+
+    try:
+        posted = await world.discord.post_message(
+            thread_id, f"{bot.mention} Image 1 once more", author=troll
+        )
+        [dm] = await world.until(lambda: world.discord.dm_messages(troll), what="a DM")
+        assert "not allowed to make videos in this server" in dm["content"]
+        assert "spammed the threads" in dm["content"]
+        assert f"/{thread_id}/{posted['id']}" in dm["content"]  # which message it is about
+
+        # DMs closed: a short public note, without the moderator's reason.
+        quiet = await world.discord.post_message(
+            thread_id, f"{bot.mention} Image 1 twice more", author=hidden
+        )
+
+        def note() -> dict[str, Any] | None:
+            return next(
+                (
+                    m
+                    for m in world.discord.channel_messages(thread_id)
+                    if (m.get("message_reference") or {}).get("message_id") == quiet["id"]
+                ),
+                None,
+            )
+
+        answered = await world.until(note, what="the public note")
+        assert answered["content"] == NO_DM_NOTE
+        public = [message_text(m) for m in world.discord.channel_messages(thread_id)]
+        assert not any("spammed" in text or "not allowed" in text for text in public)
+        assert world.jobs_of(troll) == world.jobs_of(hidden) == []
+    finally:
+        for member in (troll, hidden):
+            await moderate(world, "admin unban", {"user": member})

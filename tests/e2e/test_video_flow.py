@@ -1,9 +1,15 @@
 """A video from start to finish (scenario 1), then a reroll and replies in its thread
 (scenario 3); also Delete, references Discord has dropped, a /video inside a thread, /history,
-/help, and a dozen jobs in flight at once. One bot process serves the module."""
+/help, and a dozen jobs in flight at once. One bot process serves the module.
+
+Everything here is what members do every day: none of it may log an ERROR (alerts watch for
+those), which every test checks."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +18,17 @@ from tests.e2e.harness import ACCEPTED, World, message_text, png
 from tests.fakes.discord_server import FakeUser, iter_components
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+ERROR_LINE = re.compile(r"^\S+ \S+ (?:ERROR|CRITICAL) .*$", re.MULTILINE)
+
+
+@pytest.fixture(autouse=True)
+def no_error_is_logged(world: World) -> Iterator[None]:
+    start = len(world.process.log_text())
+    yield
+    errors = ERROR_LINE.findall(world.process.log_text()[start:])
+    assert errors == [], "the bot logged errors for everyday use"
+
 
 PROMPT = "Image 1 and Image 2 share an umbrella while Video 1 plays guitar"
 
@@ -214,6 +231,55 @@ async def test_a_reply_in_the_thread_makes_a_new_video_with_its_flags(world: Wor
     assert world.ledger(owner) == [("reserve", 5), ("commit", 0)]
 
 
+def answer_to(world: World, thread_id: int, posted: dict[str, Any]) -> dict[str, Any] | None:
+    """The bot's public reply to the message ``posted`` in the thread, once there is one."""
+    for message in world.discord.channel_messages(thread_id):
+        if (message.get("message_reference") or {}).get("message_id") == posted["id"]:
+            return message
+    return None
+
+
+async def test_mentions_in_a_reply_never_reach_the_api(world: World) -> None:
+    owner, replier = world.new_user("owner"), world.new_user("replier")
+    job_id, _refs = await make_video(world, owner, "Image 1 bows to Video 1")
+    thread_id = world.job(job_id)["thread_id"]
+    bot = world.discord.bot_user
+
+    # The bot's mention at the end, another member's in the middle.
+    posted = await world.discord.post_message(
+        thread_id,
+        f"now Image 1 bows to {owner.mention} and Video 1 claps --dur 3 {bot.mention}",
+        author=replier,
+        mentions=[owner],
+    )
+
+    await world.until(lambda: answer_to(world, thread_id, posted), what="the bot's answer")
+    [body] = await world.until(lambda: world.creates_for("now Image 1 bows"), what="a create")
+    # The member's name as Discord shows it (the fake's display name is the title-cased one).
+    assert body["prompt"] == f"now Image 1 bows to {owner.username.title()} and Video 1 claps"
+    assert body["duration"] == 3
+
+
+async def test_a_reply_in_an_archived_thread_is_answered(world: World) -> None:
+    owner = world.new_user("owner")
+    job_id, _refs = await make_video(world, owner, "Image 1 naps beside Video 1")
+    thread_id = world.job(job_id)["thread_id"]
+    # Archived after a day of quiet: discord.py drops the thread from its cache.
+    await world.discord.archive_thread(thread_id)
+    bot = world.discord.bot_user
+
+    posted = await world.discord.post_message(
+        thread_id, f"{bot.mention} Image 1 wakes up next to Video 1", author=owner
+    )
+
+    answered = await world.until(lambda: answer_to(world, thread_id, posted), what="the answer")
+    match = ACCEPTED.search(answered["content"])
+    assert match is not None, answered["content"]
+    new = await world.wait_state(match.group(1), "delivered")
+    assert (new["thread_id"], new["parent_job_id"]) == (thread_id, job_id)
+    assert int(world.deliveries(new["id"])[0]["channel_id"]) == thread_id
+
+
 async def test_a_ping_reply_to_the_video_with_new_files_replaces_the_references(
     world: World,
 ) -> None:
@@ -286,6 +352,33 @@ async def test_delete_is_for_the_requester_and_moderators_only(world: World) -> 
     other = world.deliveries(other_id)[0]
     removed = await world.click(other, f"wan:delete:{other_id}", world.discord.moderator)
     assert removed.ephemeral and "Deleted" in removed.text
+    assert int(other["id"]) in world.discord.deleted_messages
+
+
+async def test_deleting_twice_or_at_once_is_answered_politely(world: World) -> None:
+    owner = world.new_user("owner")
+    job_id, _refs = await make_video(world, owner, "Image 1 is deleted twice with Video 1")
+    delivery = world.deliveries(job_id)[0]
+    first = await world.click(delivery, f"wan:delete:{job_id}", owner)
+    assert "Deleted" in first.text
+
+    # The member's client still shows the message: a second click.
+    again = await world.click(delivery, f"wan:delete:{job_id}", owner)
+    assert again.ephemeral and "Already deleted" in again.text
+
+    # Two people at once.
+    other_id, _refs = await make_video(world, owner, "Image 1 is deleted by two with Video 1")
+    other = world.deliveries(other_id)[0]
+    clicks = await asyncio.gather(
+        world.discord.click_button(other, f"wan:delete:{other_id}", user=owner),
+        world.discord.click_button(other, f"wan:delete:{other_id}", user=world.discord.moderator),
+    )
+    answers = [
+        await world.until(lambda i=i: world.answer_of(i), what="an answer to a click")  # type: ignore[misc]
+        for i in clicks
+    ]
+    assert all(answer.ephemeral for answer in answers)
+    assert sorted(answer.text for answer in answers) == ["🗑️ Already deleted.", "🗑️ Deleted."]
     assert int(other["id"]) in world.discord.deleted_messages
 
 
