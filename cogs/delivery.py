@@ -6,8 +6,12 @@ so it works the same for a job resumed after a restart.
 
 Exactly-once posting: the status message, the failure notice and the delivery each carry a
 per-job nonce (Discord then returns the first message instead of a duplicate), and before
-delivering the bot also looks for its own earlier delivery of the job in the thread, for a
+delivering the bot also looks for its own earlier delivery of the job where it posts, for a
 crash that happened longer ago than Discord's nonce window.
+
+A thread that takes no message (deleted, locked, no permission) is no dead end: the message
+goes to the channel instead, and when the channel refuses too the member is told where the
+video is (:mod:`cogs.places`).
 """
 
 from __future__ import annotations
@@ -15,12 +19,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.utils import MISSING
 
 from cogs import presenter
+from cogs.places import (
+    MOVED_NOTES,
+    THREAD_LIMITS,
+    TOO_MANY_THREADS_NOTE,
+    Place,
+    Refusal,
+    places,
+    refusal,
+    unposted_dm,
+    unposted_note,
+)
 from cogs.reference_copies import ReferenceKeeper
 from cogs.views import delivery_view
 from core.jobs import Job, JobOrigin, JobState
@@ -38,9 +54,6 @@ EDIT_INTERVAL_SECONDS = 5.0  # Discord asks for about one edit per message every
 NO_THREAD_NOTE = (
     "I can't create a thread here (I need the Create Public Threads permission),"
     " so the video will be posted in this channel."
-)
-NO_THREAD_POST_NOTE = (
-    "(Posted here because I can't post in the thread: I need Send Messages in Threads.)"
 )
 USERS_ONLY = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False)
 NO_PINGS = discord.AllowedMentions.none()
@@ -62,6 +75,19 @@ def no_thread_note(job: Job, target: Target) -> str | None:
     return None
 
 
+def status_link(job: Job) -> str | None:
+    if job.status_message_id is None:
+        return None
+    return (
+        f"https://discord.com/channels/{job.guild_id}/{status_channel_id(job)}"
+        f"/{job.status_message_id}"
+    )
+
+
+class NowhereToPost(Exception):
+    """Discord refused the video everywhere and the member could not be told either."""
+
+
 class DiscordDelivery:
     def __init__(
         self,
@@ -80,6 +106,7 @@ class DiscordDelivery:
         self._latest: dict[str, Job] = {}
         self._edits: dict[str, asyncio.Task[None]] = {}
         self._threadless: set[str] = set()  # jobs whose channel refused a thread (this run)
+        self._notes: dict[str, str] = {}  # why a job's messages are not in a thread (this run)
         self._closing = False
 
     async def load_threads(self) -> None:
@@ -98,6 +125,32 @@ class DiscordDelivery:
     def _lock(self, job_id: str) -> asyncio.Lock:
         return self._locks.setdefault(job_id, asyncio.Lock())
 
+    async def _send_somewhere(self, job: Job, what: str, text: str, nonce: str) -> int:
+        """Post in the job's thread, else in its channel (as a reply to the thread's starter).
+
+        Raises the channel's refusal when neither takes it, and other errors (5xx) at once.
+        """
+        for place in places(job):
+            reply: dict[str, Any] = {}
+            if (reference := place.reference()) is not None:
+                reply["reference"] = reference
+            try:
+                target = await self.channel(place.channel_id)
+                message = await target.send(text, nonce=nonce, allowed_mentions=USERS_ONLY, **reply)
+                return message.id
+            except discord.HTTPException as exc:
+                if refusal(exc) is None or not place.in_thread:
+                    raise
+                log.warning(
+                    "job %s: thread %s refused the %s (%s %s); using the channel",
+                    job.id,
+                    place.channel_id,
+                    what,
+                    exc.status,
+                    exc.code,
+                )
+        raise AssertionError("unreachable: the last place is the channel, which raises")
+
     # ----------------------------------------------------------------- status message
 
     async def ensure_status_message(self, job: Job) -> Job:
@@ -109,25 +162,68 @@ class DiscordDelivery:
                 job.thread_id is not None or job.id in self._threadless
             ):
                 return job
-            target = await self.channel(job.thread_id or job.channel_id)
+            target: Target
             message: discord.Message | discord.PartialMessage
             if job.status_message_id is None:
-                message = await target.send(
-                    content=f"<@{job.user_id}>" if job.thread_id else None,
+                job, target, message = await self._post_status(job)
+                await self.bot.store.set_discord_ids(job.id, status_message_id=message.id)
+            else:
+                # The message is there but its thread is not: a restart after a crash between.
+                target = await self.channel(job.channel_id)
+                message = target.get_partial_message(job.status_message_id)
+            if job.thread_id is None and job.id not in self._threadless:
+                if isinstance(target, discord.TextChannel):
+                    await self._start_thread(job, target, message)
+                else:
+                    self._threadless.add(job.id)  # asked in a thread or voice channel: none to make
+            updated = await self.bot.store.get_job(job.id)
+            return updated or job
+
+    async def _post_status(self, job: Job) -> tuple[Job, Target, discord.Message]:
+        """The status message: in the job's thread if it has one, else in its channel."""
+        mention = f"<@{job.user_id}>"
+        if job.thread_id is not None:
+            try:
+                thread = await self.channel(job.thread_id)
+                message = await thread.send(
+                    content=mention,
                     embed=presenter.status_embed(job),
                     nonce=f"st{job.id}",
                     allowed_mentions=USERS_ONLY,
                 )
-                await self.bot.store.set_discord_ids(job.id, status_message_id=message.id)
-            else:
-                # The message is there but its thread is not: a restart after a crash between.
-                message = target.get_partial_message(job.status_message_id)
-            if job.thread_id is None and isinstance(target, discord.TextChannel):
-                await self._start_thread(job, target, message)
-            elif job.thread_id is None:
-                self._threadless.add(job.id)  # asked in a thread or voice channel: none to make
-            updated = await self.bot.store.get_job(job.id)
-            return updated or job
+                return job, thread, message
+            except discord.HTTPException as exc:
+                why = refusal(exc)
+                if why is None:
+                    raise
+                # A reply or reroll whose thread is gone or locked: the job leaves it for good.
+                log.warning(
+                    "job %s: thread %s refused the status message (%s %s); using the channel",
+                    job.id,
+                    job.thread_id,
+                    exc.status,
+                    exc.code,
+                )
+                # In reply to the thread's starter message (it shares the thread's id).
+                starter = Place(job.channel_id, in_thread=False, reply_to=job.thread_id)
+                await self.bot.store.set_discord_ids(job.id, thread_id=None)
+                self._threadless.add(job.id)
+                self._notes[job.id] = MOVED_NOTES[why]
+                job = replace(job, thread_id=None)
+                channel = await self.channel(job.channel_id)
+                message = await channel.send(
+                    content=mention,
+                    embed=presenter.status_embed(job, self._notes[job.id]),
+                    nonce=f"st{job.id}",
+                    allowed_mentions=USERS_ONLY,
+                    reference=starter.reference(),  # type: ignore[arg-type]  # None is allowed
+                )
+                return job, channel, message
+        channel = await self.channel(job.channel_id)
+        message = await channel.send(
+            embed=presenter.status_embed(job), nonce=f"st{job.id}", allowed_mentions=USERS_ONLY
+        )
+        return job, channel, message
 
     async def _start_thread(
         self,
@@ -137,6 +233,7 @@ class DiscordDelivery:
     ) -> None:
         me = channel.guild.me  # None until the gateway has sent the guild (early after a start)
         thread_id: int | None = None
+        note = NO_THREAD_NOTE
         if me is None or channel.permissions_for(me).create_public_threads:
             try:
                 thread = await message.create_thread(
@@ -147,17 +244,21 @@ class DiscordDelivery:
             except discord.Forbidden:
                 thread_id = None
             except discord.HTTPException as exc:
-                if exc.code != THREAD_ALREADY_CREATED:
+                if exc.code in THREAD_LIMITS:
+                    note = TOO_MANY_THREADS_NOTE
+                elif exc.code == THREAD_ALREADY_CREATED:
+                    # Made before a crash, not yet recorded: a message's thread shares its id.
+                    thread_id = message.id
+                else:
                     raise
-                # Made before a crash, not yet recorded: a message's thread shares its id.
-                thread_id = message.id
         if thread_id is None:
             self._threadless.add(job.id)
+            self._notes[job.id] = note
             log.info(
                 "job %s: no thread in channel %s; delivering in the channel", job.id, channel.id
             )
             current = await self.bot.store.get_job(job.id)
-            await message.edit(embed=presenter.status_embed(current or job, NO_THREAD_NOTE))
+            await message.edit(embed=presenter.status_embed(current or job, note))
             return
         await self.bot.store.set_discord_ids(job.id, thread_id=thread_id)
         self.threads.add(thread_id)
@@ -166,6 +267,16 @@ class DiscordDelivery:
             made = await self.channel(thread_id)
             if isinstance(made, discord.Thread):
                 self.keeper.keep_later(job, made)
+
+    def _status_note(self, job: Job, target: Target) -> str | None:
+        """The note a status message keeps on every edit, not only the first."""
+        if (
+            job.state is JobState.DELIVERED
+            and job.delivered_message_id == job.status_message_id
+            and job.result_url
+        ):
+            return unposted_note(job.result_url)  # the video could only be linked from here
+        return self._notes.get(job.id) or no_thread_note(job, target)
 
     def _request_edit(self, job: Job) -> None:
         """Edit the status message with the newest state, at most once per interval."""
@@ -185,7 +296,7 @@ class DiscordDelivery:
                 return
             target = await self.channel(status_channel_id(job))
             await target.get_partial_message(job.status_message_id).edit(
-                embed=presenter.status_embed(job, no_thread_note(job, target))
+                embed=presenter.status_embed(job, self._status_note(job, target))
             )
             self._last_edit[job_id] = time.monotonic()
         except discord.HTTPException as exc:
@@ -204,6 +315,7 @@ class DiscordDelivery:
         self._last_edit.pop(job_id, None)
         self._locks.pop(job_id, None)
         self._threadless.discard(job_id)
+        self._notes.pop(job_id, None)
 
     async def close(self) -> None:
         self._closing = True  # a cancelled edit must not schedule another
@@ -218,42 +330,86 @@ class DiscordDelivery:
         job = await self.ensure_status_message(job)
         self._request_edit(job)
         if job.state in (JobState.FAILED, JobState.CANCELLED):
-            target = await self.channel(job.thread_id or job.channel_id)
-            await target.send(
-                presenter.failure_text(job), nonce=f"fl{job.id}", allowed_mentions=USERS_ONLY
-            )
+            text = presenter.failure_text(job)
+            nonce = f"fl{job.id}"
+            try:
+                await self._send_somewhere(job, "failure notice", text, nonce)
+            except discord.HTTPException as exc:
+                if refusal(exc) is None or await self._direct_message(job, text, nonce) is None:
+                    raise
 
     async def deliver(self, job: Job, video: VideoSource) -> int:
         # Right after a start the guild is not known yet, and with it the upload limit of a
         # boosted server: a video that would fit would be posted as a link.
         await self.bot.wait_until_ready()
         job = await self.ensure_status_message(job)
-        channel = await self.channel(job.channel_id)
-        target = await self.channel(job.thread_id) if job.thread_id else channel
         # Within Discord's nonce window the nonce alone prevents a double post; later than
         # that (a restart after a long outage), look for our own earlier post first.
-        if job.completed_at is None or time.time() - job.completed_at > NONCE_TRUST_SECONDS:
-            earlier = await self._earlier_delivery(target, job)
-            if earlier is not None:
-                log.info("job %s: already delivered as message %s", job.id, earlier)
-                return earlier
+        look_back = job.completed_at is None or time.time() - job.completed_at > NONCE_TRUST_SECONDS
+        refused: Refusal | None = None
+        for place in places(job):
+            try:
+                target = await self.channel(place.channel_id)
+                if look_back and (earlier := await self._earlier_delivery(target, job)):
+                    log.info("job %s: already delivered as message %s", job.id, earlier)
+                    return earlier
+                note = None if refused is None else MOVED_NOTES[refused]
+                return await self._post(job, video, target, note, place.reference())
+            except discord.HTTPException as exc:
+                refused = refusal(exc)
+                if refused is None:
+                    raise
+                log.warning(
+                    "job %s: %s %s refused the video (%s %s)",
+                    job.id,
+                    "thread" if place.in_thread else "channel",
+                    place.channel_id,
+                    exc.status,
+                    exc.code,
+                )
+        return await self._point_the_way(job, video.url)
+
+    async def _point_the_way(self, job: Job, url: str) -> int:
+        """Nowhere takes the video: link it from the status message, and DM the member."""
+        shown: int | None = None
+        if job.status_message_id is not None:
+            try:
+                target = await self.channel(status_channel_id(job))
+                await target.get_partial_message(job.status_message_id).edit(
+                    embed=presenter.status_embed(job, unposted_note(url))
+                )
+                shown = job.status_message_id
+            except discord.HTTPException as exc:
+                log.warning("job %s: status message not editable either (%s)", job.id, exc.status)
+        link = status_link(job) if shown is not None else None
+        sent = await self._direct_message(job, unposted_dm(job, url, link), f"dm{job.id}")
+        if shown is None and sent is None:
+            raise NowhereToPost(f"job {job.id}: no thread, channel or DM took the video")
+        log.info("job %s: posted nowhere; linked from the status message / a DM", job.id)
+        return shown if shown is not None else sent  # type: ignore[return-value]
+
+    async def _direct_message(self, job: Job, text: str, nonce: str) -> int | None:
+        """DM the requester (the last way to reach them); None if their DMs are closed."""
         try:
-            return await self._post(job, video, target)
-        except discord.Forbidden:
-            if target is channel:
-                raise
-            log.warning("job %s: cannot post in thread %s; using the channel", job.id, target.id)
-            return await self._post(job, video, channel, note=NO_THREAD_POST_NOTE)
+            channel = await self.bot.create_dm(discord.Object(id=job.user_id))
+            message = await channel.send(text, nonce=nonce, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as exc:
+            log.warning("job %s: could not DM the requester (%s %s)", job.id, exc.status, exc.code)
+            return None
+        return message.id
 
     async def _post(
-        self, job: Job, video: VideoSource, target: Target, note: str | None = None
+        self,
+        job: Job,
+        video: VideoSource,
+        target: Target,
+        note: str | None = None,
+        reference: discord.MessageReference | None = None,
     ) -> int:
         limit = target.guild.filesize_limit
         suffix = f"\n{note}" if note else ""
         # Only passed when there is one: discord.py raises TypeError for reference=MISSING.
-        reply: dict[str, Any] = {}
-        if note and job.status_message_id is not None:
-            reply["reference"] = target.get_partial_message(job.status_message_id)
+        reply: dict[str, Any] = {"reference": reference} if reference is not None else {}
 
         async def send(text: str, file: discord.File = MISSING) -> int:
             message: discord.Message = await target.send(

@@ -17,8 +17,9 @@ import discord
 import pytest
 
 from cogs import presenter
-from cogs.delivery import NO_THREAD_NOTE, DiscordDelivery
+from cogs.delivery import NO_THREAD_NOTE, DiscordDelivery, NowhereToPost
 from cogs.errors import report_error
+from cogs.places import MOVED_NOTES, TOO_MANY_THREADS_NOTE, Refusal
 from cogs.privately import NO_DM_NOTE
 from cogs.video import VideoCog, split_reply_attachments
 from core.jobs import Job, JobOrigin, JobState
@@ -26,6 +27,8 @@ from core.media import DownloadedVideo, MediaTooLarge
 from core.store import UserOverride, utc_day
 from tests.discord_mocks import (
     BotHarness,
+    forbidden,
+    http_error,
     last_reply,
     make_attachment,
     make_component_interaction,
@@ -769,6 +772,163 @@ async def test_button_errors_go_through_the_one_error_policy(world: World) -> No
     assert match is not None
     button = await DeleteButton.from_custom_id(click, MagicMock(), match)
     assert button.job_id == "abcdef123456" and button.item.custom_id == "wan:delete:abcdef123456"
+
+
+# ----------------------------------------------------------------- when the thread is gone
+
+
+def http_400(code: int, text: str) -> discord.HTTPException:
+    return http_error(discord.HTTPException, 400, code, text)
+
+
+async def status_message_of(world: World, job: Job) -> MagicMock:
+    """The job's status message in the channel, also what ``get_partial_message`` returns."""
+    message: MagicMock = await world.channel.fetch_message(job.status_message_id)
+    world.channel.get_partial_message = MagicMock(return_value=message)
+    return message
+
+
+async def test_a_deleted_thread_gets_the_video_in_the_channel_as_a_reply_to_the_status(
+    world: World, tmp_path: Path
+) -> None:
+    job = await completed_job(world)
+    world.guild.threads.clear()  # deleted: discord.py forgets it, Discord answers 404
+
+    message_id = await world.cog.delivery.deliver(job, FakeSource(tmp_path, job))  # type: ignore[arg-type]
+
+    call = world.channel.send.await_args
+    assert call is not None
+    assert (await world.channel.fetch_message(message_id)).id == message_id
+    assert call.kwargs["nonce"] == job.delivery_nonce  # still posted once only
+    assert call.kwargs["file"].filename == "wan.mp4"
+    reference = call.kwargs["reference"]
+    assert reference.message_id == job.status_message_id
+    assert reference.fail_if_not_exists is False
+    assert MOVED_NOTES[Refusal.GONE] in call.args[0]
+
+
+async def test_a_locked_thread_gets_the_video_in_the_channel(world: World, tmp_path: Path) -> None:
+    job = await completed_job(world)
+    thread = world.guild.get_thread(job.thread_id)
+    thread.send.side_effect = http_400(50083, "Thread is archived")
+
+    message_id = await world.cog.delivery.deliver(job, FakeSource(tmp_path, job))  # type: ignore[arg-type]
+
+    assert (await world.channel.fetch_message(message_id)).id == message_id
+    assert MOVED_NOTES[Refusal.LOCKED] in world.channel.send.await_args.args[0]
+
+
+async def test_a_server_at_its_thread_limit_gets_the_video_in_the_channel(
+    world: World, tmp_path: Path
+) -> None:
+    original_send = world.channel.send.side_effect
+
+    async def send_and_refuse_threads(*args: Any, **kwargs: Any) -> Any:
+        message = await original_send(*args, **kwargs)
+        limit = http_400(160006, "Maximum number of active threads reached")
+        message.create_thread = AsyncMock(side_effect=limit)
+        return message
+
+    world.channel.send.side_effect = send_and_refuse_threads
+    job = await completed_job(world)
+    assert job.thread_id is None
+    status = await status_message_of(world, job)
+    note_edit = status.edit.await_args
+    assert note_edit is not None
+    assert note_edit.kwargs["embed"].fields[-1].value == TOO_MANY_THREADS_NOTE
+
+    message_id = await world.cog.delivery.deliver(job, FakeSource(tmp_path, job))  # type: ignore[arg-type]
+
+    assert (await world.channel.fetch_message(message_id)).id == message_id
+    # Later edits keep saying why (not the permission note: the bot has the permission).
+    await world.cog.delivery.job_changed(await move_job(world.harness, job, JobState.FAILED))
+    await asyncio.gather(*list(world.cog.delivery._edits.values()))
+    fields = {f.name: f.value for f in status.edit.await_args.kwargs["embed"].fields}
+    assert fields["Note"] == TOO_MANY_THREADS_NOTE
+
+
+async def test_when_thread_and_channel_refuse_the_status_message_and_a_dm_show_the_way(
+    world: World, tmp_path: Path
+) -> None:
+    job = await completed_job(world)
+    status = await status_message_of(world, job)
+    world.guild.threads.clear()
+    world.channel.send.side_effect = forbidden(50013, "Missing Permissions")
+    source = FakeSource(tmp_path, job)
+
+    delivered = await world.cog.delivery.deliver(job, source)  # type: ignore[arg-type]
+
+    assert delivered == job.status_message_id  # where the member finds the video
+    note = status.edit.await_args.kwargs["embed"].fields[-1].value
+    assert source.url in note and "<t:1900000000:R>" in note
+    [dm] = [call.args[0] for call in world.dms[world.alice.id].send.await_args_list]
+    assert source.url in dm and "/history" in dm and presenter.delivery_marker(job) in dm
+    assert f"/{job.channel_id}/{job.status_message_id}" in dm  # a link to the status message
+    # The note stays once the job is marked delivered on that message.
+    done = await world.store.transition(
+        job.id,
+        JobState.DELIVERED,
+        world.harness.clock(),
+        delivered_message_id=delivered,
+        result_url=source.url,
+    )
+    assert done is not None
+    await world.cog.delivery.job_changed(done)
+    await asyncio.gather(*list(world.cog.delivery._edits.values()))
+    assert source.url in status.edit.await_args.kwargs["embed"].fields[-1].value
+
+
+async def test_when_nothing_takes_the_video_nor_a_dm_delivery_fails_to_be_retried(
+    world: World, tmp_path: Path
+) -> None:
+    job = await completed_job(world)
+    status = await status_message_of(world, job)
+    status.edit.side_effect = not_found(10008, "Unknown Message")
+    world.guild.threads.clear()
+    world.channel.send.side_effect = forbidden(50001, "Missing Access")
+    world.dms[world.alice.id] = make_dm_channel(world.alice, closed=True)
+
+    with pytest.raises(NowhereToPost):
+        await world.cog.delivery.deliver(job, FakeSource(tmp_path, job))  # type: ignore[arg-type]
+
+
+async def test_a_failure_notice_for_a_deleted_thread_goes_to_the_channel(world: World) -> None:
+    await run_video(world, interaction_for(world, world.alice))
+    [job] = await world.jobs()
+    await status_message_of(world, job)
+    world.guild.threads.clear()
+    failed = await move_job(world.harness, job, JobState.FAILED)
+
+    await world.cog.delivery.job_changed(failed)
+
+    call = world.channel.send.await_args
+    assert call is not None and "could not be made" in call.args[0]
+    assert call.kwargs["nonce"] == f"fl{job.id}"
+    assert call.kwargs["reference"].message_id == job.thread_id
+
+
+async def test_a_reply_whose_thread_is_gone_before_its_status_message_moves_to_the_channel(
+    world: World, tmp_path: Path
+) -> None:
+    job = await completed_job(world)
+    await reply_in_thread(
+        world, job, world.bob, f"<@{world.me.id}> Image 1 bows", mentions=[world.me]
+    )
+    reply_job = next(j for j in await world.jobs() if j.id != job.id)
+    assert reply_job.status_message_id is None  # posted by its first change (tracker not run)
+    thread = world.guild.get_thread(job.thread_id)
+    thread.send.side_effect = http_400(50083, "Thread is archived")
+
+    moved = await world.cog.delivery.ensure_status_message(reply_job)
+
+    assert moved.thread_id is None and moved.status_message_id is not None
+    status = world.channel.send.await_args
+    assert status is not None
+    assert status.kwargs["reference"].message_id == job.thread_id
+    assert status.kwargs["embed"].fields[-1].value == MOVED_NOTES[Refusal.LOCKED]
+    completed = await move_job(world.harness, moved, JobState.COMPLETED)
+    message_id = await world.cog.delivery.deliver(completed, FakeSource(tmp_path, completed))  # type: ignore[arg-type]
+    assert (await world.channel.fetch_message(message_id)).id == message_id
 
 
 # ----------------------------------------------------------------- delete, mentions, threads

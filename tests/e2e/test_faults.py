@@ -219,3 +219,102 @@ async def test_an_unlisted_task_status_is_waited_out(world: World) -> None:
     assert world.job(job_id)["state"] in ("submitted", "running")
     world.wan.complete(task_id)
     await delivered_once(world, job_id)
+
+
+# ----------------------------------------------------------------- when the thread is gone
+
+
+async def in_flight(world: World, user: FakeUser, prompt: str) -> tuple[str, str, int]:
+    """A job whose task waits for the test, with its thread (and kept references) in place."""
+    world.wan.task_seconds = None
+    try:
+        job_id = await request(world, user, prompt)
+        task_id = await world.until(
+            lambda: next(iter(world.tasks_for(prompt)), None), what="the task"
+        )
+    finally:
+        world.wan.task_seconds = 0.3
+    # The reference files are re-posted in the thread in the background: let that finish.
+    await world.until(lambda: world.job(job_id)["reference_copies_json"] != "{}", what="copies")
+    return job_id, task_id, int(world.job(job_id)["thread_id"])
+
+
+def assert_in_channel_replying_to_status(world: World, job_id: str, message: Any) -> None:
+    job = world.job(job_id)
+    assert int(message["channel_id"]) == world.discord.channel_id
+    assert message["message_reference"]["message_id"] == str(job["status_message_id"])
+
+
+async def test_a_server_at_its_thread_limit_gets_the_video_in_the_channel(world: World) -> None:
+    user = world.new_user("crowdedthreads")
+    world.discord.refuse_thread_creation_at_limit()
+    job_id = await request(world, user, "Image 1 finds no room for a thread")
+    delivered = await delivered_once(world, job_id)
+    job = world.job(job_id)
+    assert job["thread_id"] is None
+    assert int(delivered["channel_id"]) == world.discord.channel_id
+    status = world.discord.message(job["status_message_id"])
+    assert "as many active threads as Discord allows" in message_text(status)
+    assert world.ledger(user) == [("reserve", 5), ("commit", 0)]
+
+
+async def test_a_thread_deleted_mid_job_gets_the_video_in_the_channel(world: World) -> None:
+    user = world.new_user("deleted")
+    job_id, task_id, thread_id = await in_flight(world, user, "Image 1 loses its thread")
+    await world.discord.delete_thread(thread_id)
+
+    world.wan.complete(task_id)
+
+    delivered = await delivered_once(world, job_id)
+    assert_in_channel_replying_to_status(world, job_id, delivered)
+    assert "the video's thread was deleted" in delivered["content"]
+    assert delivered["attachments"][0]["filename"].endswith(".mp4")
+    assert world.ledger(user) == [("reserve", 5), ("commit", 0)]
+
+
+async def test_a_locked_thread_gets_the_video_in_the_channel(world: World) -> None:
+    user = world.new_user("locked")
+    job_id, task_id, thread_id = await in_flight(world, user, "Image 1 finds its thread locked")
+    await world.discord.archive_thread(thread_id, locked=True)
+
+    world.wan.complete(task_id)
+
+    delivered = await delivered_once(world, job_id)
+    assert_in_channel_replying_to_status(world, job_id, delivered)
+    assert "the video's thread is locked" in delivered["content"]
+
+
+async def test_when_the_channel_refuses_too_the_member_is_told_where_the_video_is(
+    world: World,
+) -> None:
+    user = world.new_user("nowhere")
+    job_id, task_id, thread_id = await in_flight(world, user, "Image 1 has nowhere to go")
+    await world.discord.delete_thread(thread_id)
+    channel_posts = f"/channels/{world.discord.channel_id}/messages"
+    world.discord.fail_next("POST", channel_posts, 403, code=50013, message="Missing Permissions")
+
+    world.wan.complete(task_id)
+
+    job = await world.wait_state(job_id, "delivered")
+    # Found on its status message (which /history links to), with the download link.
+    assert job["delivered_message_id"] == job["status_message_id"]
+    status = world.discord.message(job["status_message_id"])
+    assert "Download it here" in message_text(status) and job["result_url"] in message_text(status)
+    [dm] = world.discord.dm_messages(user)
+    assert job["result_url"] in dm["content"] and "/history" in dm["content"]
+    assert f"/{world.discord.channel_id}/{job['status_message_id']}" in dm["content"]
+    assert world.ledger(user) == [("reserve", 5), ("commit", 0)]
+
+
+async def test_a_failure_in_a_deleted_thread_is_told_in_the_channel(world: World) -> None:
+    user = world.new_user("failedgone")
+    job_id, task_id, thread_id = await in_flight(world, user, "Image 1 fails without a thread")
+    await world.discord.delete_thread(thread_id)
+
+    world.wan.fail(task_id)
+
+    await world.wait_state(job_id, "failed")
+    [notice] = await world.until(lambda: world.failure_notices(job_id), what="a failure notice")
+    assert_in_channel_replying_to_status(world, job_id, notice)
+    assert "Your 5 s of quota were refunded." in notice["content"]
+    assert world.ledger(user) == [("reserve", 5), ("refund", -5)]
