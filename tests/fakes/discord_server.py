@@ -14,7 +14,7 @@ from what discord.py 2.7 actually sends and parses. Runs inside the test's event
 
 Tests read what users would see from ``messages``, ``interactions`` and ``channels``; every REST
 call is in ``calls``; unknown endpoints land in ``unhandled`` (404) and handler crashes in
-``server_errors`` (500). Faults are queued with ``rate_limit_next``, ``fail_next``,
+``server_errors`` (500); a request the client cut off (a killed bot) is recorded as 499. Faults are queued with ``rate_limit_next``, ``fail_next``,
 ``forbid_thread_creation``, ``refuse_thread_creation_at_limit`` and ``fail_uploads``; the upload
 limit follows the guild's boost tier. Threads can be archived or locked (``archive_thread``) and
 deleted (``delete_thread``); members can close their DMs to the bot (``close_dms``).
@@ -1149,6 +1149,12 @@ class FakeDiscord:
                 response = await self._answer(call, template, ctx, handler)
             except ApiError as exc:
                 response = _json_response(exc.status, _error_body(exc.code, exc.message))
+            except ConnectionError as exc:
+                # The bot went away mid-request (killed in a crash test): no fault of the fake.
+                log.info(
+                    "fake Discord: %s %s cut off by the client (%r)", request.method, path, exc
+                )
+                response = _json_response(499, _error_body(0, "client closed request"))
             except Exception as exc:
                 log.exception("fake Discord: %s %s crashed", request.method, path)
                 self.server_errors.append(f"{request.method} {path}: {exc!r}")
