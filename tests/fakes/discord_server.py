@@ -14,9 +14,10 @@ from what discord.py 2.7 actually sends and parses. Runs inside the test's event
 
 Tests read what users would see from ``messages``, ``interactions`` and ``channels``; every REST
 call is in ``calls``; unknown endpoints land in ``unhandled`` (404) and handler crashes in
-``server_errors`` (500); a request the client cut off (a killed bot) is recorded as 499. Faults are queued with ``rate_limit_next``, ``fail_next``,
-``forbid_thread_creation``, ``refuse_thread_creation_at_limit`` and ``fail_uploads``; the upload
-limit follows the guild's boost tier. Threads can be archived or locked (``archive_thread``) and
+``server_errors`` (500); a request the client cut off (a killed bot) is recorded as 499.
+Faults are queued with ``rate_limit_next``, ``fail_next``, ``forbid_thread_creation``,
+``refuse_thread_creation_at_limit`` and ``fail_uploads``; the upload limit follows the guild's
+boost tier. Threads can be archived or locked (``archive_thread``) and
 deleted (``delete_thread``); members can close their DMs to the bot (``close_dms``).
 Time-based rules (3 s to answer an interaction, 15 min token life, URL expiry, nonce window) use a
 fake clock that ``advance_clock`` moves, so expiry is tested without sleeping.
