@@ -150,6 +150,9 @@ async def explain_start(bot: WanBot) -> None:
     except discord.HTTPException as exc:
         log.warning("could not read the registered slash commands (HTTP %s)", exc.status)
         return
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("could not read the registered slash commands (%s)", type(exc).__name__)
+        return
     synced, sentence = describe_sync("globally", local, remote)
     dev_guild = bot.settings.dev_guild_id
     if synced:

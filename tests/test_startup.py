@@ -196,6 +196,31 @@ async def test_a_refused_token_is_one_line_whatever_the_base_url(tmp_path: Path)
     assert "cannot start: token refused by Discord (127.0.0.1:" in text
 
 
+async def test_the_message_content_intent_not_enabled_in_the_portal(tmp_path: Path) -> None:
+    async with FakeDiscord(allowed_privileged_intents=0) as discord:
+        env = bot_env(
+            tmp_path,
+            DISCORD_TOKEN=discord.token,
+            DISCORD_API_BASE=discord.api_base,
+            MESSAGE_CONTENT_INTENT="true",
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(BOT),
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    text = out.decode()
+    assert proc.returncode == 1, text
+    assert "Traceback" not in text and discord.token not in text
+    errors = [line for line in text.splitlines() if "cannot start: " in line]
+    assert len(errors) == 1, text
+    assert "MESSAGE_CONTENT_INTENT is true but the Message Content intent is off" in errors[0]
+
+
 async def test_sync_registers_the_commands_globally_and_exits(tmp_path: Path) -> None:
     async with FakeDiscord() as discord:
         env = bot_env(
