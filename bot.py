@@ -30,6 +30,7 @@ import discord
 from discord.ext import commands
 from dotenv import load_dotenv
 
+from cogs.check import check
 from cogs.discord_endpoint import DiscordEndpointError, point_discord_at
 from cogs.errors import BotCommandTree
 from cogs.observability import BotHealth, rest_error_trace
@@ -39,23 +40,15 @@ from core.logging_setup import configure_logging
 from core.loop_lag import LoopLagProbe
 from core.metrics import Metrics
 from core.ratelimit import RateLimiter
-from core.reachability import Unreachable, describe_network_error, host_of, probe
+from core.reachability import Unreachable, describe_network_error, host_of
 from core.service import VideoService
 from core.startup_checks import database_problem, describe_bind_error, describe_database_error
 from core.store import Store
 from core.tracker import Tracker, TrackerConfig
-from core.wan import (
-    RetrySettings,
-    WanClient,
-    WanError,
-    WanOperatorError,
-    WanTransientError,
-)
+from core.wan import WanClient
 from core.webhooks import HttpServer, WebhookReceiver, make_http_app
 
 log = logging.getLogger("bot")
-
-CHECK_TIMEOUT_SECONDS = 10.0  # each host --check (and start-up) asks; both run at once
 
 
 class StartupError(Exception):
@@ -211,75 +204,6 @@ def _port_problem(settings: Settings) -> str | None:
         return describe_bind_error(exc, settings.http_host, settings.http_port)
     listener.close()
     return None
-
-
-async def check(settings: Settings) -> int:
-    """Validate the configuration, the Discord token and the API key; print a report.
-
-    Each host gets CHECK_TIMEOUT_SECONDS, asked at the same time, so the answer comes within
-    about that long whatever a host does.
-    """
-    print(f"configuration: ok ({settings!r})")  # Settings' repr leaves the secrets out
-    for warning in config_warnings(settings):
-        print(f"warning: {warning}")
-    problem = database_problem(settings.database_path)
-    print(f"database: {problem}" if problem else f"database: ok ({settings.database_path})")
-    async with aiohttp.ClientSession() as session:
-        (discord_ok, discord_line), (wan_ok, wan_line) = await asyncio.gather(
-            _check_discord(settings, session), _check_wan(settings, session)
-        )
-    print(discord_line)
-    print(wan_line)
-    return 0 if discord_ok and wan_ok and problem is None else 1
-
-
-async def _check_discord(settings: Settings, session: aiohttp.ClientSession) -> tuple[bool, str]:
-    try:
-        identity = await who_am_i(
-            session,
-            settings.discord_api_base,
-            settings.discord_token,
-            within=CHECK_TIMEOUT_SECONDS,
-        )
-    except Unreachable as exc:
-        return False, f"discord: {exc}"
-    except TokenRefused as exc:
-        return False, f"discord token: REFUSED, {exc}"
-    except DiscordUnavailable as exc:
-        return False, f"discord token: could not check ({exc})"
-    return True, f"discord token: ok (logged in as {identity.username}, id {identity.user_id})"
-
-
-async def _check_wan(settings: Settings, session: aiohttp.ClientSession) -> tuple[bool, str]:
-    client = WanClient(
-        session,
-        base_url=settings.wan_api_base,
-        api_key=settings.wan_api_key,
-        key_header=settings.wan_api_key_header,
-        limiter=RateLimiter(settings.api_max_rps, settings.api_burst),
-        retry=RetrySettings(max_attempts=1, request_timeout=CHECK_TIMEOUT_SECONDS),
-    )
-    host = host_of(settings.wan_api_base)
-    try:
-        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            tasks = await client.list_tasks()
-    except TimeoutError:
-        return (
-            False,
-            f"WAN API: cannot reach {host}: no answer within {CHECK_TIMEOUT_SECONDS:.0f} s",
-        )
-    except WanOperatorError as exc:
-        return False, f"WAN API key: REFUSED ({exc})"
-    except WanTransientError as exc:
-        # Say why in the same words as for Discord: probe the host once without the key.
-        try:
-            await probe(session, settings.wan_api_base, within=CHECK_TIMEOUT_SECONDS / 2)
-        except Unreachable as unreachable:
-            return False, f"WAN API: {unreachable}"
-        return False, f"WAN API key: could not check ({exc})"
-    except WanError as exc:
-        return False, f"WAN API key: could not check ({exc})"
-    return True, f"WAN API key: ok ({len(tasks)} task(s) listed at {settings.wan_api_base})"
 
 
 async def _reach_discord(settings: Settings, session: aiohttp.ClientSession) -> None:

@@ -22,11 +22,12 @@ def _owner(path: Path) -> str:
         return "unknown"
 
 
-def database_problem(path: Path) -> str | None:
+def database_problem(path: Path, *, create: bool = True) -> str | None:
     """Why the bot could not create or write its database at ``path``, or None if it can.
 
     Checks what SQLite needs in WAL mode: the file (if it exists) and its directory writable
-    (the ``-wal`` and ``-shm`` files live beside it), creating missing directories.
+    (the ``-wal`` and ``-shm`` files live beside it). Missing directories are created, or with
+    ``create=False`` (``--check``) only the nearest existing one is checked.
     """
     path = path.expanduser()
     me = _user(os.geteuid())
@@ -36,6 +37,8 @@ def database_problem(path: Path) -> str | None:
         existing = existing.parent
     if not existing.is_dir():
         return f"cannot create {directory}: {existing} is not a directory (set DATABASE_PATH)"
+    if not create and not directory.exists():
+        directory = existing  # what would have to be writable to create the rest
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except PermissionError:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import check, tracker_config
+from bot import tracker_config
+from cogs.check import check
 from cogs.discord_endpoint import restore_discord_defaults
 from core.config import ConfigError, Settings, config_warnings
 from tests.fakes.discord_server import FakeDiscord

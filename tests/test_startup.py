@@ -6,6 +6,7 @@ Each test runs the real ``python bot.py`` as a subprocess with a clean environme
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import pytest
 from cogs.startup import command_differences, describe_sync, invite_url
 from cogs.video import BOT_PERMISSIONS
 from core.config import SETTING_NAMES
+from core.startup_checks import database_problem, describe_bind_error
 from tests.fakes.discord_server import FakeDiscord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -291,3 +293,27 @@ def test_invite_url_asks_for_the_permissions_the_bot_needs() -> None:
     assert "client_id=1234" in url
     assert f"permissions={BOT_PERMISSIONS.value}" in url
     assert "scope=bot+applications.commands" in url
+
+
+# --- the words of the start-up checks ----------------------------------------------------------
+
+
+def test_the_database_check_creates_what_is_missing_but_not_for_check(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "deeper" / "bot.sqlite3"
+    assert database_problem(path, create=False) is None
+    assert not (tmp_path / "new").exists()  # --check looks, it does not create
+    assert database_problem(path) is None
+    assert path.parent.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        (errno.EADDRINUSE, "the HTTP port 80 on 0.0.0.0 is already in use"),
+        (errno.EACCES, "ports below 1024 need privileges; set WEBHOOK_PORT to 1024 or above"),
+        (errno.EADDRNOTAVAIL, "cannot listen on 0.0.0.0: this machine has no such address"),
+        (errno.EPERM, "cannot listen on 0.0.0.0:80: nope"),
+    ],
+)
+def test_bind_errors_say_what_to_do(code: int, words: str) -> None:
+    assert words in describe_bind_error(OSError(code, "nope"), "0.0.0.0", 80)
