@@ -197,11 +197,13 @@ def _port_problem(settings: Settings) -> str | None:
     """Whether the HTTP server's port can be bound, asked before anything talks to Discord."""
     if not settings.http_port:
         return None
+    host, port = settings.http_host, settings.http_port
     try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         # With SO_REUSEADDR (create_server sets it, as aiohttp does): TIME_WAIT is not "in use".
-        listener = socket.create_server((settings.http_host, settings.http_port))
-    except OSError as exc:
-        return describe_bind_error(exc, settings.http_host, settings.http_port)
+        listener = socket.create_server((host, port), family=family)
+    except OSError as exc:  # socket.gaierror included: an HTTP_HOST that does not resolve
+        return describe_bind_error(exc, host, port)
     listener.close()
     return None
 

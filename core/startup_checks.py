@@ -86,4 +86,6 @@ def describe_bind_error(exc: OSError, host: str, port: int) -> str:
         )
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"cannot listen on {host}: this machine has no such address (check HTTP_HOST)"
-    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return (
+        f"cannot listen on {host}:{port}: {exc.strerror or exc} (check HTTP_HOST and WEBHOOK_PORT)"
+    )
