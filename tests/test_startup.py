@@ -317,3 +317,27 @@ def test_the_database_check_creates_what_is_missing_but_not_for_check(tmp_path: 
 )
 def test_bind_errors_say_what_to_do(code: int, words: str) -> None:
     assert words in describe_bind_error(OSError(code, "nope"), "0.0.0.0", 80)
+
+
+def test_env_file_and_database_are_both_found_in_the_working_directory(tmp_path: Path) -> None:
+    port = closed_port()
+    (tmp_path / ".env").write_text(
+        f"DISCORD_TOKEN={TOKEN}\nFREEPIK_API_KEY={KEY}\n"
+        f"DISCORD_API_BASE=http://127.0.0.1:{port}/api/v10\nWAN_API_BASE=http://127.0.0.1:{port}\n"
+        "DATABASE_PATH=state/bot.sqlite3\n"
+    )
+    env = {name: value for name, value in bot_env(tmp_path).items() if name not in SETTING_NAMES}
+    result = run_bot(env, "--check", cwd=tmp_path)
+    assert "configuration: ok" in result.stdout, result.stderr  # the .env here was read
+    assert "database: ok (state/bot.sqlite3)" in result.stdout
+    assert result.returncode == 1  # nothing answers on that port
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_without_configuration_it_says_where_it_looked_for_env(tmp_path: Path) -> None:
+    env = {name: value for name, value in bot_env(tmp_path).items() if name not in SETTING_NAMES}
+    result = run_bot(env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "DISCORD_TOKEN is required but not set" in result.stderr
+    assert f"no .env in {tmp_path}" in result.stderr
+    assert "Traceback" not in result.stderr
