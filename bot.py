@@ -1,37 +1,59 @@
 """Start the WAN 2.7 Reference-to-Video Discord bot.
 
 python bot.py            run the bot (configuration from the environment / .env)
-python bot.py --sync     also sync slash commands globally (Discord allows ~200 a day)
+python bot.py --sync     sync slash commands globally, then exit (Discord allows ~200 a day)
 python bot.py --check    validate configuration, try the token and API key, exit 0/1
+
+``.env`` is read from the working directory, and a relative DATABASE_PATH is relative to it too.
+This file must stay parseable by old Pythons up to the version check below.
 """
 
 from __future__ import annotations
 
+import core.python_version  # noqa: F401  (first: a too-old Python is told so in one line)
+
+# isort: split
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import signal
+import socket
+import sqlite3
 import sys
-from typing import Any
+from pathlib import Path
 
 import aiohttp
 import discord
 from discord.ext import commands
 from dotenv import load_dotenv
 
+from cogs.check import check
 from cogs.discord_endpoint import DiscordEndpointError, point_discord_at
 from cogs.errors import BotCommandTree
-from core.config import ConfigError, Settings
+from cogs.observability import BotHealth, rest_error_trace
+from cogs.startup import DiscordUnavailable, TokenRefused, explain_start, who_am_i
+from core.config import ConfigError, Settings, config_warnings
+from core.logging_setup import configure_logging
+from core.loop_lag import LoopLagProbe
+from core.metrics import Metrics
 from core.ratelimit import RateLimiter
+from core.reachability import Unreachable, describe_network_error, host_of
 from core.service import VideoService
+from core.startup_checks import database_problem, describe_bind_error, describe_database_error
 from core.store import Store
 from core.tracker import Tracker, TrackerConfig
-from core.wan import WanClient, WanError, WanOperatorError
+from core.wan import WanClient
 from core.webhooks import HttpServer, WebhookReceiver, make_http_app
 
 log = logging.getLogger("bot")
+
+
+class StartupError(Exception):
+    """A foreseeable reason the bot cannot start, told in one line with the fix."""
+
 
 EXTENSIONS = ("cogs.video", "cogs.account", "cogs.admin")
 
@@ -46,8 +68,10 @@ class WanBot(commands.Bot):
         session: aiohttp.ClientSession,
         store: Store,
         client: WanClient,
-        sync_globally: bool = False,
+        sync_only: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
+        metrics = metrics if metrics is not None else Metrics()
         intents = discord.Intents.default()
         # Privileged: without it the bot still sees messages that mention it (see README).
         intents.message_content = settings.message_content_intent
@@ -59,7 +83,9 @@ class WanBot(commands.Bot):
             tree_cls=BotCommandTree,
             help_command=None,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            http_trace=rest_error_trace(metrics),  # counts Discord REST errors
         )
+        self.metrics = metrics
         self.settings = settings
         self.session = session
         self.store = store
@@ -72,43 +98,64 @@ class WanBot(commands.Bot):
             config=tracker_config(settings),
         )
         self.service = VideoService(settings, store, self.tracker)
-        self._sync_globally = sync_globally
+        self.health = BotHealth(self)
+        self.metrics.before_scrape(self._count_jobs)
+        self._loop_lag = LoopLagProbe(self.metrics.loop_lagged)
+        self._sync_only = sync_only
+        self._explained = False
         self._http: HttpServer | None = None
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        if self._sync_only:  # python bot.py --sync: register the commands, start nothing
+            await self._sync_commands(globally=True)
+            return
         # Cogs have registered the delivery callback and persistent buttons by now.
         await self.tracker.start()
+        self._loop_lag.start()
         if self.settings.http_port:
-            receiver = None
-            if self.settings.webhooks_enabled:
-                receiver = WebhookReceiver(
-                    self.tracker.on_webhook, secret=self.settings.webhook_secret
-                )
-            app = make_http_app(receiver, self._health)
-            self._http = HttpServer(app, self.settings.http_host, self.settings.http_port)
-            await self._http.start()
-            log.info("HTTP server (webhooks, /healthz) on port %d", self._http.port)
-        await self._sync_commands()
+            await self._start_http()
+        await self._sync_commands(globally=False)
 
-    async def _sync_commands(self) -> None:
+    async def _start_http(self) -> None:
+        receiver = None
+        if self.settings.webhooks_enabled:
+            receiver = WebhookReceiver(self.tracker.on_webhook, secret=self.settings.webhook_secret)
+        app = make_http_app(receiver, self.health.report, metrics=self.metrics)
+        host, port = self.settings.http_host, self.settings.http_port
+        self._http = HttpServer(app, host, port)
+        try:
+            await self._http.start()
+        except OSError as exc:
+            self._http = None
+            raise StartupError(describe_bind_error(exc, host, port)) from None
+        log.info("HTTP server (webhooks, /healthz, /metrics) on %s:%d", host, self._http.port)
+
+    async def _sync_commands(self, *, globally: bool) -> None:
         # Syncing counts against a daily limit: only when asked, or to the dev guild.
         if self.settings.dev_guild_id is not None:
             guild = discord.Object(id=self.settings.dev_guild_id)
             self.tree.copy_global_to(guild=guild)
             synced = await self.tree.sync(guild=guild)
             log.info("synced %d command(s) to dev guild %s", len(synced), guild.id)
-        if self._sync_globally:
+        if globally:
             synced = await self.tree.sync()
             log.info("synced %d command(s) globally", len(synced))
 
-    def _health(self) -> dict[str, Any]:
-        return {"ok": not self.is_closed(), "ready": self.is_ready(), **self.tracker.stats()}
+    async def _count_jobs(self) -> None:
+        counts = await self.store.count_unfinished_by_state()
+        self.metrics.set_job_counts({state.value: n for state, n in counts.items()})
+
+    async def on_ready(self) -> None:
+        if not self._explained:  # READY comes again after a new session; explain once
+            self._explained = True
+            await explain_start(self)
 
     async def close(self) -> None:
         # Background work first, while the session and database are still open.
         await self.tracker.stop()
+        await self._loop_lag.stop()
         if self._http is not None:
             await self._http.stop()
         await super().close()
@@ -136,73 +183,72 @@ def make_client(settings: Settings, session: aiohttp.ClientSession) -> WanClient
 
 
 def load_settings() -> Settings:
-    load_dotenv()
+    # The working directory's .env, like a relative DATABASE_PATH; the environment wins.
+    env_file = Path.cwd() / ".env"
+    load_dotenv(env_file)
     try:
         return Settings.from_env(os.environ)
     except ConfigError as exc:
         print(f"bot: {exc}", file=sys.stderr)
-        print("See README.md, section Configuration, and .env.example.", file=sys.stderr)
+        read = f"read {env_file}" if env_file.is_file() else f"no .env in {env_file.parent}"
+        print(f"See README.md, section Configuration, and .env.example ({read}).", file=sys.stderr)
         raise SystemExit(1) from None
 
 
-async def check(settings: Settings) -> int:
-    """Validate the configuration, the Discord token and the API key; print a report."""
-    print(f"configuration: ok ({settings!r})")  # Settings' repr leaves the secrets out
-    async with aiohttp.ClientSession() as session:
-        discord_ok = await _check_discord(settings, session)
-        wan_ok = await _check_wan(settings, session)
-    return 0 if discord_ok and wan_ok else 1
-
-
-async def _check_discord(settings: Settings, session: aiohttp.ClientSession) -> bool:
+def _port_problem(settings: Settings) -> str | None:
+    """Whether the HTTP server's port can be bound, asked before anything talks to Discord."""
+    if not settings.http_port:
+        return None
+    host, port = settings.http_host, settings.http_port
     try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        # With SO_REUSEADDR (create_server sets it, as aiohttp does): TIME_WAIT is not "in use".
+        listener = socket.create_server((host, port), family=family)
+    except OSError as exc:  # socket.gaierror included: an HTTP_HOST that does not resolve
+        return describe_bind_error(exc, host, port)
+    listener.close()
+    return None
+
+
+async def _reach_discord(settings: Settings, session: aiohttp.ClientSession) -> None:
+    """Who the token belongs to, within a deadline: the failures operators meet first."""
+    try:
+        identity = await who_am_i(session, settings.discord_api_base, settings.discord_token)
+    except Unreachable as exc:
+        raise StartupError(
+            f"{exc} (DISCORD_API_BASE {settings.discord_api_base}); check the network, DNS and"
+            " any firewall or proxy between this machine and Discord"
+        ) from None
+    except (TokenRefused, DiscordUnavailable) as exc:
+        raise StartupError(str(exc)) from None
+    log.info("Discord token: bot user %s (id %s)", identity.username, identity.user_id)
+
+
+async def run(settings: Settings, *, sync_only: bool) -> None:
+    path = settings.database_path
+    log.info("database %s (working directory %s)", path.resolve(), Path.cwd())
+    for problem in (database_problem(path), None if sync_only else _port_problem(settings)):
+        if problem is not None:
+            raise StartupError(problem)
+    async with contextlib.AsyncExitStack() as stack:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        await _reach_discord(settings, session)
         await point_discord_at(settings.discord_api_base, settings.discord_token, session=session)
-    except (DiscordEndpointError, aiohttp.ClientError, TimeoutError) as exc:
-        print(f"discord: cannot use {settings.discord_api_base} ({exc})")
-        return False
-    http = discord.http.HTTPClient(asyncio.get_running_loop())
-    try:
-        user = await http.static_login(settings.discord_token)
-    except discord.LoginFailure:
-        print("discord token: REFUSED by Discord (improper token)")
-        return False
-    except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
-        print(f"discord token: could not check ({type(exc).__name__})")
-        return False
-    finally:
-        await http.close()
-    print(f"discord token: ok (logged in as {user['username']}, id {user['id']})")
-    return True
-
-
-async def _check_wan(settings: Settings, session: aiohttp.ClientSession) -> bool:
-    client = make_client(settings, session)
-    try:
-        tasks = await client.list_tasks()
-    except WanOperatorError as exc:
-        print(f"WAN API key: REFUSED ({exc})")
-        return False
-    except WanError as exc:
-        print(f"WAN API key: could not check ({exc})")
-        return False
-    print(f"WAN API key: ok ({len(tasks)} task(s) listed at {settings.wan_api_base})")
-    return True
-
-
-async def run(settings: Settings, *, sync_globally: bool) -> None:
-    async with (
-        aiohttp.ClientSession() as session,
-        Store.open(settings.database_path) as store,
-    ):
-        await point_discord_at(settings.discord_api_base, settings.discord_token, session=session)
+        try:
+            store = await stack.enter_async_context(Store.open(path))
+        except (sqlite3.Error, OSError) as exc:
+            raise StartupError(describe_database_error(path, exc)) from None
         client = make_client(settings, session)
         async with WanBot(
             settings=settings,
             session=session,
             store=store,
             client=client,
-            sync_globally=sync_globally,
+            sync_only=sync_only,
         ) as bot:
+            if sync_only:
+                await bot.login(settings.discord_token)  # setup_hook syncs; no gateway needed
+                return
             closing: set[asyncio.Task[None]] = set()  # a strong reference until it is done
 
             def request_stop() -> None:
@@ -220,20 +266,39 @@ async def run(settings: Settings, *, sync_globally: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="WAN 2.7 Reference-to-Video Discord bot")
     parser.add_argument("--check", action="store_true", help="validate configuration and exit")
-    parser.add_argument("--sync", action="store_true", help="sync slash commands globally")
+    parser.add_argument("--sync", action="store_true", help="sync slash commands, then exit")
     args = parser.parse_args(argv)
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        secrets=(settings.discord_token, settings.wan_api_key, settings.webhook_secret),
     )
     if args.check:
         return asyncio.run(check(settings))
+    for warning in config_warnings(settings):
+        log.warning("configuration: %s", warning)
     try:
-        asyncio.run(run(settings, sync_globally=args.sync))
-    except (DiscordEndpointError, discord.LoginFailure, discord.PrivilegedIntentsRequired) as exc:
+        asyncio.run(run(settings, sync_only=args.sync))
+    except (StartupError, DiscordEndpointError) as exc:
         log.error("cannot start: %s", exc)
         return 1
+    except discord.LoginFailure:
+        log.error("cannot start: %s", TokenRefused(host_of(settings.discord_api_base)))
+        return 1
+    except discord.PrivilegedIntentsRequired:
+        log.error(
+            "cannot start: MESSAGE_CONTENT_INTENT is true but the Message Content intent is off"
+            " for this bot: turn it on in the developer portal (Bot → Privileged Gateway"
+            " Intents) or unset MESSAGE_CONTENT_INTENT"
+        )
+        return 1
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        reason = describe_network_error(exc) or type(exc).__name__
+        log.error("stopped: a connection to Discord failed and was not retried: %s", reason)
+        return 1
+    if args.sync:
+        log.info("commands synced; members see them within a few minutes")
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "STATUS_EDIT_INTERVAL_SECONDS",
     "MESSAGE_CONTENT_INTENT",
     "LOG_LEVEL",
+    "LOG_FORMAT",
 )
 
 
@@ -63,7 +66,8 @@ class Settings:
     # Webhook receiver + /healthz. The HTTP server runs when http_port is not 0.
     webhook_public_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
-    http_host: str = "0.0.0.0"  # noqa: S104 - a container must listen on all interfaces
+    # Loopback unless webhooks are configured (then the API must reach the server).
+    http_host: str = "127.0.0.1"
     http_port: int = 8080
     # Quota defaults (per guild, overridable by moderators).
     daily_seconds: int = 60
@@ -82,6 +86,7 @@ class Settings:
     status_edit_interval: float = 5.0
     message_content_intent: bool = False
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json", one object a line for log collectors
 
     @property
     def webhooks_enabled(self) -> bool:
@@ -149,7 +154,7 @@ class Settings:
 
         def positive_float(raw: str) -> float:
             value = float(raw)
-            if not value > 0:
+            if not math.isfinite(value) or not value > 0:  # float() takes "inf" and "nan"
                 raise ValueError
             return value
 
@@ -173,6 +178,14 @@ class Settings:
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             problems.append("LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
             log_level = "INFO"
+        log_format = (get("LOG_FORMAT") or "text").lower()
+        if log_format not in ("text", "json"):
+            problems.append("LOG_FORMAT must be text or json")
+            log_format = "text"
+        webhook_public_url = url("WEBHOOK_PUBLIC_URL", None)
+        # Listen on every interface only when the API has to reach us; /healthz and /metrics
+        # alone stay on loopback unless the operator says otherwise.
+        default_host = "0.0.0.0" if webhook_public_url else "127.0.0.1"  # noqa: S104
 
         settings = cls(
             discord_token=discord_token,
@@ -183,9 +196,9 @@ class Settings:
             or DEFAULT_DISCORD_API_BASE,
             database_path=Path(get("DATABASE_PATH") or "data/bot.sqlite3"),
             dev_guild_id=parsed("DEV_GUILD_ID", None, snowflake, "a Discord server id"),
-            webhook_public_url=url("WEBHOOK_PUBLIC_URL", None),
+            webhook_public_url=webhook_public_url,
             webhook_secret=get("WEBHOOK_SECRET"),
-            http_host=get("HTTP_HOST") or "0.0.0.0",  # noqa: S104
+            http_host=get("HTTP_HOST") or default_host,
             http_port=parsed("WEBHOOK_PORT", 8080, port, "a port number 0-65535 (0 = off)"),
             daily_seconds=parsed(
                 "QUOTA_DAILY_SECONDS", 60, positive_int, "a whole number of seconds > 0"
@@ -213,9 +226,38 @@ class Settings:
                 "MESSAGE_CONTENT_INTENT", False, boolean, "true or false"
             ),
             log_level=log_level,
+            log_format=log_format,
         )
         if settings.webhooks_enabled and settings.http_port == 0:
             problems.append("WEBHOOK_PUBLIC_URL is set but WEBHOOK_PORT is 0 (server off)")
         if problems:
             raise ConfigError(problems)
         return settings
+
+
+def config_warnings(settings: Settings) -> list[str]:
+    """Settings that are allowed but probably not what the operator meant, one line each."""
+    found: list[str] = []
+    if settings.webhook_secret is not None and settings.webhook_public_url is None:
+        found.append(
+            "WEBHOOK_SECRET is set but WEBHOOK_PUBLIC_URL is not: webhooks are off, so the"
+            " secret is unused (the bot polls the API instead)"
+        )
+    if settings.webhook_public_url is not None and _is_local(settings.webhook_public_url):
+        host = urlsplit(settings.webhook_public_url).hostname
+        found.append(
+            f"WEBHOOK_PUBLIC_URL points at this machine ({host}): the API cannot reach it, so"
+            " every job waits for a status read; give the public HTTPS address of your proxy"
+        )
+    return found
+
+
+def _is_local(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified

@@ -524,6 +524,18 @@ class Store:
         )
         return {int(row[0]) for row in rows}
 
+    async def count_unfinished_by_state(self) -> dict[JobState, int]:
+        """How many jobs are in each unfinished state (metrics and health, at every scrape).
+
+        The condition is the partial index ``jobs_unfinished``'s own, word for word (literals in
+        its order): only then does SQLite count from that index without reading the table.
+        """
+        rows = await self._fetchall(
+            "SELECT state, COUNT(*) FROM jobs"
+            " WHERE state NOT IN ('delivered', 'failed', 'cancelled') GROUP BY state"
+        )
+        return {JobState(row[0]): int(row[1]) for row in rows}
+
     async def latest_job_in_thread(self, thread_id: int) -> Job | None:
         row = await self._fetchone(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE thread_id = ?"

@@ -1,4 +1,4 @@
-"""The HTTP side of the bot: the WAN webhook receiver, ``/healthz``, and the server that runs them.
+"""The HTTP side of the bot: the WAN webhook receiver, ``/healthz``, ``/metrics`` and their server.
 
 A webhook only *wakes* a job; the tracker decides what to do. Each job gets its own unguessable
 URL (``/webhooks/wan/{token}``), and when a secret is configured every delivery must carry a valid
@@ -7,10 +7,12 @@ signature (see API_NOTES "Webhooks"). An unverified body is only a hint to re-re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
+import inspect
 import json
 import logging
 import re
@@ -18,7 +20,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_ROUTE = "/webhooks/wan/{token}"
 HEALTH_ROUTE = "/healthz"
+METRICS_ROUTE = "/metrics"
+HEALTH_TIMEOUT_SECONDS = 5.0  # a check that takes longer is an answer in itself
 MAX_BODY_BYTES = 64 * 1024  # a task notification is a few hundred bytes
 TIMESTAMP_TOLERANCE_SECONDS = 5 * 60
 # new_webhook_token() gives 43 characters; anything unlike a token is refused before any work.
@@ -37,7 +41,16 @@ _TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 
 # on_notification(token, task, verified) -> False when the token belongs to no job.
 NotificationHandler = Callable[[str, Task, bool], Awaitable[bool]]
-HealthCheck = Callable[[], Mapping[str, object]]
+HealthCheck = Callable[[], Mapping[str, object] | Awaitable[Mapping[str, object]]]
+
+
+class MetricsSource(Protocol):
+    """What ``/metrics`` serves: an exposition and its content type (core.metrics.Metrics)."""
+
+    @property
+    def content_type(self) -> str: ...
+
+    async def render(self) -> bytes: ...
 
 
 # --- tokens ---------------------------------------------------------------------------------------
@@ -290,20 +303,41 @@ class WebhookReceiver:
 # --- the application and its server ---------------------------------------------------------------
 
 
-def make_http_app(receiver: WebhookReceiver | None, health: HealthCheck) -> web.Application:
-    """``GET /healthz`` always; ``POST /webhooks/wan/{token}`` when a receiver is given."""
+def make_http_app(
+    receiver: WebhookReceiver | None,
+    health: HealthCheck,
+    *,
+    metrics: MetricsSource | None = None,
+) -> web.Application:
+    """``GET /healthz`` always; ``GET /metrics`` when ``metrics`` is given;
+    ``POST /webhooks/wan/{token}`` when a receiver is given.
+
+    ``/healthz`` answers 200 only when the report says ``"ok": true``, else 503 with the report
+    (which says what is wrong); a check that raises or hangs is a 503 too.
+    """
 
     async def healthz(request: web.Request) -> web.Response:
         try:
-            report = dict(health())
-        except Exception:
-            log.exception("health check failed")
-            report = {"ok": False}
-        status = 200 if report.get("ok") else 503
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                found = health()
+                report = dict(await found if inspect.isawaitable(found) else found)
+        except Exception as exc:
+            if not isinstance(exc, TimeoutError):
+                log.exception("health check failed")
+            report = {"ok": False, "problems": [f"the health check failed: {type(exc).__name__}"]}
+        status = 200 if report.get("ok") is True else 503
         return web.json_response(report, status=status, dumps=lambda v: json.dumps(v, default=str))
 
     app = web.Application()
     app.router.add_get(HEALTH_ROUTE, healthz)
+    if metrics is not None:
+        source = metrics
+
+        async def metrics_page(request: web.Request) -> web.Response:
+            body = await source.render()
+            return web.Response(body=body, headers={"Content-Type": source.content_type})
+
+        app.router.add_get(METRICS_ROUTE, metrics_page)
     if receiver is not None:
         app.router.add_post(WEBHOOK_ROUTE, receiver.handle)
     return app

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from bot import check, tracker_config
+from bot import tracker_config
+from cogs.check import check
 from cogs.discord_endpoint import restore_discord_defaults
-from core.config import ConfigError, Settings
+from core.config import ConfigError, Settings, config_warnings
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.wan_server import FakeWanServer
 
@@ -75,6 +78,63 @@ def test_secrets_never_appear_in_repr_or_errors() -> None:
     with pytest.raises(ConfigError) as raised:
         Settings.from_env({**REQUIRED, "DEV_GUILD_ID": "discord-secret-token"})
     assert "discord-secret-token" not in str(raised.value)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "NaN", "Infinity", "1e400"])
+def test_no_number_setting_takes_infinity_or_nan(value: str) -> None:
+    numbers = (
+        "QUOTA_DAILY_SECONDS",
+        "QUOTA_MAX_CONCURRENT",
+        "QUOTA_1080P_MULTIPLIER",
+        "JOB_DEADLINE_SECONDS",
+        "WAN_MAX_RPS",
+        "WAN_BURST",
+        "TRACKER_EXPECTED_SECONDS",
+        "TRACKER_LAG_SECONDS",
+        "TRACKER_RECONCILE_GRACE_SECONDS",
+        "STATUS_EDIT_INTERVAL_SECONDS",
+        "WEBHOOK_PORT",
+        "DEV_GUILD_ID",
+    )
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({**REQUIRED, **dict.fromkeys(numbers, value)})
+    text = "\n".join(raised.value.problems)
+    assert [name for name in numbers if name not in text] == []
+
+
+def test_the_http_server_listens_on_loopback_unless_webhooks_are_on() -> None:
+    assert Settings.from_env(REQUIRED).http_host == "127.0.0.1"
+    hooks = Settings.from_env({**REQUIRED, "WEBHOOK_PUBLIC_URL": "https://bot.example.com"})
+    assert hooks.http_host == "0.0.0.0"
+    chosen = Settings.from_env({**REQUIRED, "HTTP_HOST": "192.0.2.7"})
+    assert chosen.http_host == "192.0.2.7"
+
+
+def test_log_format_is_text_or_json() -> None:
+    assert Settings.from_env(REQUIRED).log_format == "text"
+    assert Settings.from_env({**REQUIRED, "LOG_FORMAT": "JSON"}).log_format == "json"
+    with pytest.raises(ConfigError, match="LOG_FORMAT must be text or json"):
+        Settings.from_env({**REQUIRED, "LOG_FORMAT": "xml"})
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, []),
+        ({"WEBHOOK_SECRET": "whsec_abc"}, ["WEBHOOK_SECRET is set but WEBHOOK_PUBLIC_URL is not"]),
+        ({"WEBHOOK_PUBLIC_URL": "https://bot.example.com", "WEBHOOK_SECRET": "s"}, []),
+        ({"WEBHOOK_PUBLIC_URL": "http://localhost:8080"}, ["points at this machine (localhost)"]),
+        ({"WEBHOOK_PUBLIC_URL": "http://127.0.0.1:8080"}, ["points at this machine (127.0.0.1)"]),
+        ({"WEBHOOK_PUBLIC_URL": "http://[::1]:8080"}, ["points at this machine (::1)"]),
+        ({"WEBHOOK_PUBLIC_URL": "http://0.0.0.0"}, ["points at this machine (0.0.0.0)"]),
+        ({"WEBHOOK_PUBLIC_URL": "https://app.localhost"}, ["points at this machine"]),
+    ],
+)
+def test_likely_mistakes_are_warnings(env: dict[str, str], expected: list[str]) -> None:
+    found = config_warnings(Settings.from_env({**REQUIRED, **env}))
+    assert len(found) == len(expected)
+    for warning, part in zip(found, expected, strict=True):
+        assert part in warning
 
 
 def test_webhook_url_needs_the_server() -> None:
@@ -190,5 +250,64 @@ async def test_check_fails_on_a_bad_discord_token(
         )
         assert await check(settings) == 1
     out = capsys.readouterr().out
-    assert "discord" in out and "ok (logged in" not in out
+    assert "discord token: REFUSED, token refused by Discord" in out
+    assert "ok (logged in" not in out
     assert "not-the-token" not in out
+
+
+@pytest.fixture
+async def hanging_host() -> AsyncIterator[str]:
+    """A host that accepts connections and never answers."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # keep the connection open, say nothing
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_check_answers_in_time_and_names_the_hosts_that_hang(
+    restore_discord: None, hanging_host: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings.from_env(
+        {
+            "DISCORD_TOKEN": "some-token",
+            "FREEPIK_API_KEY": "wan-key",
+            "DISCORD_API_BASE": f"http://{hanging_host}/api/v10",
+            "WAN_API_BASE": f"http://{hanging_host}",
+        }
+    )
+    async with asyncio.timeout(15):  # the promise --check makes, both hosts hanging at once
+        assert await check(settings) == 1
+    out = capsys.readouterr().out
+    assert f"discord: cannot reach {hanging_host}: no answer within" in out
+    assert f"WAN API: cannot reach {hanging_host}: no answer within" in out
+
+
+async def test_check_names_a_host_that_refuses_connections(
+    restore_discord: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with FakeDiscord() as discord:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed = f"127.0.0.1:{sock.getsockname()[1]}"
+        settings = Settings.from_env(
+            {
+                "DISCORD_TOKEN": discord.token,
+                "FREEPIK_API_KEY": "wan-key",
+                "DISCORD_API_BASE": discord.api_base,
+                "WAN_API_BASE": f"http://{closed}",
+            }
+        )
+        assert await check(settings) == 1
+    out = capsys.readouterr().out
+    assert "discord token: ok" in out
+    assert f"WAN API: cannot reach {closed}: connection refused" in out

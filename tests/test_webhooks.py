@@ -434,7 +434,10 @@ async def test_healthz_is_503_when_the_check_raises() -> None:
     try:
         resp = await client.get("/healthz")
         assert resp.status == 503
-        assert await resp.json() == {"ok": False}
+        assert await resp.json() == {
+            "ok": False,
+            "problems": ["the health check failed: RuntimeError"],
+        }
     finally:
         await client.close()
 

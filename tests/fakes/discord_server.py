@@ -459,6 +459,7 @@ class FakeDiscord:
         self._cdn_secret = secrets.token_bytes(32)
 
         # Gateway.
+        self.gateway_refused = False  # True: new gateway connections get HTTP 503 (an outage)
         self._sessions: dict[str, _Session] = {}
         self._connections: set[_Connection] = set()
 
@@ -1888,6 +1889,8 @@ class FakeDiscord:
     # ------------------------------------------------------------------ gateway
 
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        if self.gateway_refused:
+            return web.Response(status=503, text="the gateway is down")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         self.gateway_queries.append(dict(request.query))
