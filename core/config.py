@@ -39,6 +39,8 @@ SETTING_NAMES: tuple[str, ...] = (
     "STATUS_EDIT_INTERVAL_SECONDS",
     "MESSAGE_CONTENT_INTENT",
     "LOG_LEVEL",
+    "CHARACTERS_PER_MEMBER",
+    "CHARACTERS_PER_SERVER",
 )
 
 
@@ -82,6 +84,9 @@ class Settings:
     status_edit_interval: float = 5.0
     message_content_intent: bool = False
     log_level: str = "INFO"
+    # Saved characters: a member's own in one server, and a server's shared ones.
+    characters_per_member: int = 25
+    characters_per_server: int = 100
 
     @property
     def webhooks_enabled(self) -> bool:
@@ -213,6 +218,12 @@ class Settings:
                 "MESSAGE_CONTENT_INTENT", False, boolean, "true or false"
             ),
             log_level=log_level,
+            characters_per_member=parsed(
+                "CHARACTERS_PER_MEMBER", 25, positive_int, "a whole number > 0"
+            ),
+            characters_per_server=parsed(
+                "CHARACTERS_PER_SERVER", 100, positive_int, "a whole number > 0"
+            ),
         )
         if settings.webhooks_enabled and settings.http_port == 0:
             problems.append("WEBHOOK_PUBLIC_URL is set but WEBHOOK_PORT is 0 (server off)")
