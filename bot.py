@@ -33,7 +33,7 @@ from core.webhooks import HttpServer, WebhookReceiver, make_http_app
 
 log = logging.getLogger("bot")
 
-EXTENSIONS = ("cogs.video", "cogs.account", "cogs.admin")
+EXTENSIONS = ("cogs.video", "cogs.account", "cogs.admin", "cogs.characters", "cogs.make_video")
 
 
 class WanBot(commands.Bot):
