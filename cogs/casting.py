@@ -28,6 +28,7 @@ from core.characters import (
     character_slots,
     clean_name,
     name_key,
+    named_characters,
     names_for_labels,
     split_names,
 )
@@ -171,8 +172,9 @@ class Casting:
         return cast
 
     async def remember(self, job: Job, built: BuiltRequest, written: str) -> None:
-        """Keep the prompt as the member wrote it, when the one sent differs (``{name}``)."""
-        if any(ref.character for ref in built.references) and written.strip() != job.request.prompt:
+        """Keep the prompt as the member wrote it when it names characters (``{fox}``): the
+        job's request has the one sent, with labels."""
+        if any(ref.character for ref in built.references) and named_characters(written):
             await self.bot.store.save_written_prompt(job.id, written.strip())
 
 

@@ -127,7 +127,7 @@ def named_characters(prompt: str) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class Rewrite:
     text: str
-    used: dict[str, str]  # name as first written → its label, in order of use
+    used: dict[str, str]  # name (as saved) → its label, in order of first use
     problems: list[str]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import GIF, Reply, World, png
-from tests.fakes.discord_server import FakeUser, MessageFlag
+from tests.fakes.discord_server import FakeUser, MessageFlag, iter_components
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -34,9 +34,7 @@ def library_messages(world: World) -> list[dict[str, Any]]:
 
 
 async def save(world: World, user: FakeUser, name: str, ref: Any, **options: Any) -> Reply:
-    return await world.command(
-        "character save", {"name": name, "ref": ref, **options}, user=user
-    )
+    return await world.command("character save", {"name": name, "ref": ref, **options}, user=user)
 
 
 def urls(body: dict[str, Any], key: str) -> list[str]:
@@ -105,6 +103,29 @@ async def test_a_cast_saved_once_is_used_by_name_and_rerolled_after_the_files_ex
     assert not set(urls(second, "image_urls")) & set(urls(body, "image_urls"))
     assert again["reference_copies_json"] == world.job(job_id)["reference_copies_json"]
 
+    # A reply with new files replaces the attached ref; the characters stay, after the new
+    # files, and the kept prompt follows them to their new labels.
+    thread_id = job["thread_id"]
+    drum, bass = (
+        world.discord.register_file(
+            png(400, 400), name, "image/png", ephemeral=False, channel_id=thread_id
+        )
+        for name in ("drum.png", "bass.png")
+    )
+    await world.discord.post_message(
+        thread_id, world.discord.bot_user.mention, author=mika, attachments=[drum, bass]
+    )
+    third = (await world.until(lambda: world.creates_for("under a tree")[2:], what="a create"))[0]
+    assert third["prompt"] == "Image 3 hands Image 1 to Image 4 under a tree"
+    assert [url.split("?")[0] for url in urls(third, "image_urls")[:2]] == [
+        drum["url"].split("?")[0],
+        bass["url"].split("?")[0],
+    ]
+    assert all(f"/{library_thread}/" in url for url in urls(third, "image_urls")[2:])
+    assert third["image_urls"][2]["reference_voice"].split("?")[0].endswith("/riff.mp3")
+    [replied] = [row for row in world.jobs_of(mika) if row["origin"] == "reply"]
+    await world.wait_state(replied["id"], "delivered")
+
     # The member deletes one character: a reroll says so, and costs nothing.
     deleted = await world.command("character delete", {"name": "Aster"}, user=mika)
     assert "Deleted {Aster}" in deleted.text
@@ -114,7 +135,7 @@ async def test_a_cast_saved_once_is_used_by_name_and_rerolled_after_the_files_ex
     assert refused.ephemeral
     assert "{Aster}" in refused.text and "deleted" in refused.text
     assert world.ledger(mika) == ledger
-    assert len(world.creates_for("under a tree")) == 2
+    assert len(world.creates_for("under a tree")) == 3
 
 
 async def test_make_a_video_from_a_message_with_two_images(world: World) -> None:
@@ -268,3 +289,74 @@ async def test_a_reply_reports_its_flags_labels_and_files_all_at_once(world: Wor
     assert "duration 99" in text and "unknown flag --colour" in text
     assert "is a GIF" in text
     assert len(world.jobs_of(member)) == 1
+
+
+async def test_who_may_save_and_change_server_characters(world: World) -> None:
+    member, other = world.new_user("maker"), world.new_user("other")
+    moderator = world.discord.moderator
+    audited = len(world.rows("SELECT id FROM audit_log"))
+    refused = await save(world, member, "Mascot", world.image("mascot.png"), scope="server")
+    assert "Only moderators" in refused.text
+
+    everyone = world.discord.guild_id  # the @everyone role shares the server's id
+    set_role = await world.command("character server-role", {"role": everyone}, user=moderator)
+    assert "can now save server characters" in set_role.text
+    not_mod = await world.command("character server-role", {}, user=member)
+    assert "Only moderators" in not_mod.text
+    saved = await save(world, member, "Mascot", world.image("mascot.png"), scope="server")
+    assert "Saved {Mascot}" in saved.text and "for everyone in this server" in saved.text
+
+    asked = await world.discord.dispatch_autocomplete(
+        "character delete", "name", {"name": "masc"}, user=other
+    )
+    interaction = world.discord.interactions[asked]
+    await world.until(lambda: interaction.response_type == 8, what="suggestions")
+    assert interaction.response_data is not None
+    assert [c["value"] for c in interaction.response_data["choices"]] == ["Mascot"]
+
+    denied = await world.command("character delete", {"name": "mascot"}, user=other)
+    assert f"Only <@{member.id}>" in denied.text
+    renamed = await world.command(
+        "character rename", {"name": "mascot", "new_name": "Old Mascot"}, user=moderator
+    )
+    assert "{Mascot} is now {Old Mascot}" in renamed.text
+    shown = await world.command("character show", {"name": "old mascot"}, user=other)
+    assert shown.message["embeds"][0]["title"] == "{Old Mascot}"
+    assert "/attachments/" in shown.message["embeds"][0]["image"]["url"]
+    gone = await world.command("character delete", {"name": "Old Mascot"}, user=moderator)
+    assert "Deleted {Old Mascot}" in gone.text
+    await world.command("character server-role", {}, user=moderator)  # moderators only again
+
+    actions = [row["action"] for row in world.rows("SELECT action FROM audit_log ORDER BY id")]
+    assert actions[audited:] == [
+        "character.server-role",
+        "character.save",
+        "character.rename",
+        "character.delete",
+        "character.server-role",
+    ]
+
+
+async def test_a_make_a_video_form_opened_before_a_restart_still_works(world: World) -> None:
+    member = world.new_user("patient")
+    lynx = world.discord.register_file(png(320, 320), "lynx.png", "image/png", ephemeral=False)
+    posted = await world.discord.post_message(
+        world.discord.channel_id, "our lynx", author=member, attachments=[lynx]
+    )
+    opened = await world.discord.dispatch_message_command("Make a video", posted, user=member)
+    modal = await world.until(lambda: world.discord.modal_of(opened), what="the modal")
+    inputs = {c["custom_id"]: c for c in iter_components(modal["components"]) if c["type"] == 4}
+    assert list(inputs) == ["prompt", "characters", "duration", "aspect_ratio"]
+    assert inputs["prompt"]["required"] and not inputs["duration"]["required"]
+
+    assert await world.stop_bot() == 0
+    await world.start_bot()
+    submitted = await world.discord.submit_modal(
+        opened, {"prompt": "Image 1 prowls at dawn", "aspect_ratio": "9x16", "duration": "3s"}
+    )
+
+    reply = await world.until(lambda: world.answer_of(submitted), what="the acceptance")
+    job = await world.wait_state(reply.job_id, "delivered")
+    body = world.creates_for("prowls at dawn")[0]
+    assert (body["aspect_ratio"], body["duration"]) == ("9:16", 3)
+    assert job["user_id"] == member.id
