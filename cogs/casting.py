@@ -81,6 +81,11 @@ class Casting:
     ) -> Cast:
         """The attached references plus the characters named in ``names_text`` ("fox, cat")."""
         names, problems = split_names(names_text)
+        if len(names) > MAX_REFERENCES:
+            problems.append(
+                f"{len(names)} characters listed: at most {MAX_REFERENCES} references in all"
+            )
+            names = names[:MAX_REFERENCES]  # no need to look up more than could be used
         found: list[Character] = []
         missing: list[str] = []
         for name in names:

@@ -21,6 +21,7 @@ import discord
 
 from cogs.reference_copies import FileToKeep, ReferenceKeeper
 from core.character_store import Character, Files
+from core.characters import braced
 from core.errors import UserError
 from core.media import largest_upload
 from core.references import Attachment
@@ -37,6 +38,12 @@ LIBRARY_INTRO = (
     " breaks its character: use `/character delete` instead."
 )
 ARCHIVE_MINUTES: Final = 10080  # a week; posting in an archived thread opens it again
+
+
+def caption(name: str, owner_id: int, scope: str) -> str:
+    """The text on a character's message in the library thread (no one is pinged by it)."""
+    whose = "their own videos" if scope == "me" else "everyone in this server"
+    return f"🎭 {braced(name)} · saved by <@{owner_id}> for {whose}"
 
 
 class LibraryUnavailable(UserError):
@@ -145,6 +152,18 @@ class CharacterLibrary:
                     log.warning(
                         "could not delete character file message %s (%s)", message_id, exc.status
                     )
+
+    async def recaption(self, character: Character) -> None:
+        """Show the character's current name on its library message (best effort)."""
+        channel_id, message_id, _ = character.files["media"]
+        try:
+            channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
+            if isinstance(channel, discord.Thread | discord.TextChannel):
+                await channel.get_partial_message(message_id).edit(
+                    content=caption(character.name, character.owner_id, character.scope)
+                )
+        except discord.HTTPException as exc:
+            log.info("could not update character message %s (%s)", message_id, exc.status)
 
     async def fresh_media_url(self, character: Character) -> str | None:
         """A live link to the character's file (for a thumbnail), or None when it is gone."""

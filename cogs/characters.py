@@ -22,7 +22,7 @@ from discord.ext import commands
 
 from cogs.account import guild_member, role_ids
 from cogs.character_gallery import GalleryView, character_embed
-from cogs.character_library import CharacterLibrary
+from cogs.character_library import CharacterLibrary, caption
 from cogs.permissions import is_moderator, moderator_only
 from cogs.reference_copies import ReferenceKeeper
 from cogs.video import requester_of, to_core_attachment
@@ -163,14 +163,8 @@ class CharactersCog(commands.Cog, name="Characters"):
                 f" {megabytes(thread.guild.filesize_limit)} per character in this server (its"
                 " upload limit). Nothing was saved."
             )
-        whose = "their own videos" if scope == "me" else "everyone in this server"
-        files = await self.library.keep(
-            thread,
-            media,
-            clip,
-            caption=f"🎭 {braced(name)} · saved by {member.mention} for {whose}",
-            nonce=f"ch{interaction.id}",
-        )
+        text, nonce = caption(name, member.id, scope), f"ch{interaction.id}"
+        files = await self.library.keep(thread, media, clip, caption=text, nonce=nonce)
         links = await self.keeper.fresh_links(
             files, {"media": media.url} | ({"voice": clip.url} if clip else {})
         )
@@ -259,6 +253,7 @@ class CharactersCog(commands.Cog, name="Characters"):
             member, "character.rename", character.name, character.name, new_name, character.scope
         )
         renamed = await self.bot.store.rename_character(character, new_name, time.time(), audit)
+        await self.library.recaption(renamed)
         await interaction.followup.send(
             f"✏️ {braced(character.name)} is now {braced(renamed.name)}. Videos made with it"
             " keep working; use the new name in new prompts.",

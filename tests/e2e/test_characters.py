@@ -320,6 +320,10 @@ async def test_who_may_save_and_change_server_characters(world: World) -> None:
         "character rename", {"name": "mascot", "new_name": "Old Mascot"}, user=moderator
     )
     assert "{Mascot} is now {Old Mascot}" in renamed.text
+    await world.until(
+        lambda: any("🎭 {Old Mascot} · saved by" in m["content"] for m in library_messages(world)),
+        what="the library message to show the new name",
+    )
     shown = await world.command("character show", {"name": "old mascot"}, user=other)
     assert shown.message["embeds"][0]["title"] == "{Old Mascot}"
     assert "/attachments/" in shown.message["embeds"][0]["image"]["url"]
