@@ -119,7 +119,8 @@ class Casting:
             except ReferencesExpired:
                 problems.append(
                     f"the file of {braced(character.name)} is no longer on Discord (its message"
-                    " in the character library was deleted): save it again with /character save"
+                    " in the character library was deleted): /character delete it and save it"
+                    " again"
                 )
                 continue
             references.append(

@@ -228,7 +228,8 @@ class CharactersCog(commands.Cog, name="Characters"):
         if url is None:
             embed.add_field(
                 name="⚠️ File missing",
-                value="Its message in the character library was deleted: save it again.",
+                value="Its message in the character library was deleted: delete this"
+                " character and save it again.",
             )
         elif character.kind == "video":
             embed.add_field(name="File", value=f"[{character.media.filename}]({url})")

@@ -364,3 +364,22 @@ async def test_a_make_a_video_form_opened_before_a_restart_still_works(world: Wo
     body = world.creates_for("prowls at dawn")[0]
     assert (body["aspect_ratio"], body["duration"]) == ("9:16", 3)
     assert job["user_id"] == member.id
+
+
+async def test_a_character_whose_library_message_was_deleted_is_explained(world: World) -> None:
+    member = world.new_user("unlucky")
+    await save(world, member, "Ghost", world.image("ghost.png"))
+    [kept] = [m for m in library_messages(world) if "{Ghost}" in m["content"]]
+    message_id = int(kept["id"])
+    world.discord.deleted_messages[message_id] = world.discord.messages.pop(message_id)
+    world.discord.remove_attachment(int(kept["attachments"][0]["id"]))
+
+    reply = await world.command(
+        "video", {"prompt": "{ghost} floats", "characters": "ghost"}, user=member
+    )
+    assert reply.ephemeral and "Accepted" not in reply.text
+    assert "the file of {Ghost} is no longer on Discord" in reply.text
+    assert "/character delete it and save it again" in reply.text
+    assert world.ledger(member) == [] and world.creates_for("floats") == []
+    shown = await world.command("character show", {"name": "ghost"}, user=member)
+    assert "File missing" in shown.text
