@@ -383,3 +383,15 @@ async def test_a_character_whose_library_message_was_deleted_is_explained(world:
     assert world.ledger(member) == [] and world.creates_for("floats") == []
     shown = await world.command("character show", {"name": "ghost"}, user=member)
     assert "File missing" in shown.text
+
+
+async def test_a_banned_member_cannot_save_characters(world: World) -> None:
+    member = world.new_user("banned")
+    await world.command(
+        "admin ban", {"user": member, "reason": "spam"}, user=world.discord.moderator
+    )
+    before = len(library_messages(world))
+    refused = await save(world, member, "Sneaky", world.image("sneaky.png"))
+    assert refused.ephemeral and "not allowed to make videos" in refused.text
+    assert len(library_messages(world)) == before
+    assert world.rows("SELECT id FROM characters WHERE owner_id = ?", member.id) == []
