@@ -395,3 +395,32 @@ async def test_a_banned_member_cannot_save_characters(world: World) -> None:
     assert refused.ephemeral and "not allowed to make videos" in refused.text
     assert len(library_messages(world)) == before
     assert world.rows("SELECT id FROM characters WHERE owner_id = ?", member.id) == []
+
+
+async def test_the_gallery_pages_through_a_members_characters(world: World) -> None:
+    member, stranger = world.new_user("collector"), world.new_user("stranger")
+    for number in range(6):
+        saved = await save(world, member, f"Pal {number}", world.image(f"pal{number}.png"))
+        assert "Saved" in saved.text, saved.text
+
+    first = await world.command("character list", {"scope": "me"}, user=member)
+    embeds = first.message["embeds"]
+    assert [embed["title"] for embed in embeds] == [f"{{Pal {n}}}" for n in range(5)]
+    assert embeds[-1]["footer"]["text"] == "Page 1/2 · 6 character(s)"
+    assert all(embed["thumbnail"]["url"] for embed in embeds)
+    refused = await world.click(first.message, _button(first.message, "Next ▶"), stranger)
+    assert "Only the member who ran /character list" in refused.text
+
+    await world.click(first.message, _button(first.message, "Next ▶"), member)
+    await world.until(
+        lambda: "Page 2/2" in str(world.discord.message(int(first.message["id"]))["embeds"]),
+        what="the second page",
+    )
+    shown = world.discord.message(int(first.message["id"]))["embeds"]
+    assert [embed["title"] for embed in shown] == ["{Pal 5}"]
+
+
+def _button(message: dict[str, Any], label: str) -> str:
+    return next(
+        c["custom_id"] for c in iter_components(message["components"]) if c.get("label") == label
+    )
