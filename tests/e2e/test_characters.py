@@ -421,6 +421,5 @@ async def test_the_gallery_pages_through_a_members_characters(world: World) -> N
 
 
 def _button(message: dict[str, Any], label: str) -> str:
-    return next(
-        c["custom_id"] for c in iter_components(message["components"]) if c.get("label") == label
-    )
+    found = [c for c in iter_components(message["components"]) if c.get("label") == label]
+    return str(found[0]["custom_id"])
