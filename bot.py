@@ -55,7 +55,7 @@ class StartupError(Exception):
     """A foreseeable reason the bot cannot start, told in one line with the fix."""
 
 
-EXTENSIONS = ("cogs.video", "cogs.account", "cogs.admin")
+EXTENSIONS = ("cogs.video", "cogs.account", "cogs.admin", "cogs.characters", "cogs.make_video")
 
 
 class WanBot(commands.Bot):

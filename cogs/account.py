@@ -270,6 +270,7 @@ def help_embed(*, bot_mention: str, message_content: bool, hd_multiplier: float)
         " videos are *Video 1*, *Video 2*, …, each counted within its kind in the order of"
         " the refs. So with ref1 = a video and ref2 = an image, ref1 is **Video 1** and ref2"
         " is **Image 1**: *“Image 1 hands Video 1 a guitar on a beach at sunset”*.\n"
+        "Saved characters are named as `{name}` instead (below).\n"
         "A reference the prompt doesn't name may be ignored. To make a character speak, give"
         f" its ref a voice clip with the matching `voice1`…`voice{MAX_REFERENCES}` option."
     )
@@ -306,6 +307,40 @@ def help_embed(*, bot_mention: str, message_content: bool, hd_multiplier: float)
             f"Flags: {ALLOWED_FLAGS_TEXT}. Settings you don't change stay as they were; a reply"
             " with only flags keeps the prompt. Attach new files to the reply to replace the"
             f" references (labels are counted again).\n{how_to_reply}"
+        ),
+        inline=False,
+    )
+    embed.add_field(
+        name="Saved characters: save once, use by name",
+        value=(
+            "`/character save name ref [voice]` keeps a character for your videos (moderators"
+            " can save `scope: server` ones for everyone). Then `/video characters: fox, cat`"
+            " adds them to the references, and in the prompt **`{fox}`** stands for fox:"
+            " *“{fox} chases {cat} through the snow”*. Before sending, each `{name}` becomes"
+            " its label (Image 2…) and the answer shows the map (`{fox} → Image 2`); plain"
+            " labels still work. Characters come after your attached refs, at most"
+            f" {MAX_REFERENCES} in all. Rerolls and replies keep the same characters."
+            " `/character list`, `show`, `rename`, `delete` manage them."
+        ),
+        inline=False,
+    )
+    embed.add_field(
+        name="From any message: Apps → Make a video",
+        value=(
+            "On a message with pictures or clips, open its menu (right-click, or long-press on"
+            " a phone) → Apps → **Make a video**. Its files become ref 1, 2, … in their order;"
+            " a form asks for the prompt, and optionally saved characters, the duration and"
+            " the aspect ratio. Then it goes as with `/video`."
+        ),
+        inline=False,
+    )
+    embed.add_field(
+        name="Where your files are kept",
+        value=(
+            "Files attached to `/video` are re-posted in the video's public thread, so rerolls"
+            " and replies keep working after Discord drops the originals. Saved characters'"
+            " files are kept in the server's public **🎭 Character library** thread until"
+            " deleted with `/character delete`."
         ),
         inline=False,
     )
@@ -375,7 +410,9 @@ class AccountCog(commands.Cog, name="Account"):
             return
         await interaction.followup.send(embed=embed, view=view, ephemeral=True)
 
-    @app_commands.command(name="help", description="How to write prompts, the limits, and replies")
+    @app_commands.command(
+        name="help", description="How to write prompts, saved characters, the limits, replies"
+    )
     async def show_help(self, interaction: discord.Interaction) -> None:
         user = interaction.client.user
         embed = help_embed(

@@ -46,10 +46,48 @@ def settings_line(request: GenerationRequest) -> str:
     )
 
 
+def failure_reason(job: Job) -> str | None:
+    """Why the job ended, in the member's words; the refund is said once, elsewhere."""
+    if not job.error:
+        return None
+    # The tracker's "not charged" means no paid task; the quota refund line says the rest.
+    return job.error.removesuffix("; you were not charged")
+
+
+# What to try after a failure, by the start of the tracker's reason (core/tracker.py).
+_TRY_OTHER_INPUT = ("the video service could not generate", "the video service finished without")
+_TRY_AGAIN = (
+    "the video took too long",
+    "the video service did not accept",
+    "the video service lost",
+    "the video service did not confirm",
+    "the video was made but could not be posted",
+)
+
+
+def failure_advice(job: Job) -> str | None:
+    """A next step for a failed job: try again, or change what the model was given."""
+    if job.state is not JobState.FAILED or not job.error:
+        return None
+    again = (
+        "mention me in this thread to make it again with a new seed"
+        if job.thread_id is not None
+        else "run /video again"
+    )
+    if job.error.startswith(_TRY_OTHER_INPUT):
+        return f"What to try: {again}, or a simpler prompt, or other references."
+    if job.error.startswith("the video service refused the request"):
+        return "What to try: change what the reason names (the prompt or a reference file)."
+    if job.error.startswith(_TRY_AGAIN):
+        return f"What to try: {again}; this is usually temporary."
+    return None
+
+
 def state_line(job: Job) -> str:
     line = _STATE_LINES[job.state]
-    if job.state in (JobState.FAILED, JobState.CANCELLED) and job.error:
-        line += f": {job.error}"
+    reason = failure_reason(job)
+    if job.state in (JobState.FAILED, JobState.CANCELLED) and reason:
+        line += f": {reason}"
     if job.state in (JobState.FAILED, JobState.CANCELLED):
         line += f"\n↩️ Your {job.cost_seconds} s of quota were refunded."
     return line
@@ -147,5 +185,10 @@ def failure_text(job: Job) -> str:
         head = f"<@{job.user_id}> your video (job `{job.id}`) was cancelled"
     else:
         head = f"<@{job.user_id}> your video (job `{job.id}`) could not be made"
-    reason = f": {job.error}" if job.error else "."
-    return f"{head}{reason}\nYour {job.cost_seconds} s of quota were refunded."
+    reason = failure_reason(job)
+    lines = [f"{head}: {reason}" if reason else f"{head}."]
+    lines.append(f"Your {job.cost_seconds} s of quota were refunded.")
+    advice = failure_advice(job)
+    if advice is not None:
+        lines.append(advice)
+    return "\n".join(lines)

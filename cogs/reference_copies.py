@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import discord
@@ -60,6 +61,16 @@ def copies_on_message(message: discord.Message, keys: Sequence[str | None]) -> C
     }
 
 
+@dataclass(frozen=True, slots=True)
+class FileToKeep:
+    """A file to re-post: where to fetch it, and what Discord said of it."""
+
+    key: str
+    url: str
+    filename: str
+    size: int  # 0 when unknown
+
+
 class ReferenceKeeper:
     def __init__(self, bot: WanBot) -> None:
         self.bot = bot
@@ -67,8 +78,8 @@ class ReferenceKeeper:
 
     def keep_later(self, job: Job, thread: discord.Thread) -> None:
         """Re-post ``job``'s reference files into ``thread`` in the background."""
-        if job.reference_copies:
-            return
+        if set(reference_urls(job)) <= set(job.reference_copies):
+            return  # every file already lives on a regular message (a reply's, the library's)
         task = asyncio.create_task(self._keep_logged(job, thread), name=f"keep-{job.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -85,57 +96,90 @@ class ReferenceKeeper:
             log.exception("job %s: keeping the reference files failed", job.id)
 
     async def keep(self, job: Job, thread: discord.Thread) -> Copies:
-        limit = largest_upload(thread.guild.filesize_limit)
+        """Re-post the files of ``job`` that have no lasting copy yet; returns all its copies."""
         sizes = {f"ref:{ref.slot}": ref.media.size for ref in job.references} | {
             f"voice:{ref.slot}": ref.voice.size for ref in job.references if ref.voice
         }
         names = {f"ref:{ref.slot}": ref.media.filename for ref in job.references} | {
             f"voice:{ref.slot}": ref.voice.filename for ref in job.references if ref.voice
         }
+        files = [
+            FileToKeep(key, url, names.get(key, "start-image.png"), sizes.get(key, 0))
+            for key, url in reference_urls(job).items()
+            if key not in job.reference_copies
+        ]
+        kept = await self.repost(
+            files,
+            thread,
+            limit=largest_upload(thread.guild.filesize_limit),
+            text=KEPT_TEXT,
+            nonce=f"rf{job.id}",
+            what=f"job {job.id}",
+        )
+        copies = job.reference_copies | kept
+        if kept:
+            await self.bot.store.set_reference_copies(job.id, copies)
+            log.info("job %s: kept %d reference file(s) in thread %s", job.id, len(kept), thread.id)
+        return copies
+
+    async def repost(
+        self,
+        files: Sequence[FileToKeep],
+        channel: discord.abc.Messageable,
+        *,
+        limit: int,
+        text: str | None,
+        nonce: str,
+        what: str,
+    ) -> Copies:
+        """Download ``files`` and post them on regular messages in ``channel``.
+
+        Returns where each one went, by key. A file over ``limit`` (the channel's upload limit)
+        or that cannot be downloaded is left out and logged. ``nonce`` (at most 23 characters)
+        makes a repeated call return the earlier messages; ``text`` goes on the first one.
+        """
         downloaded: list[tuple[str, DownloadedVideo]] = []
+        copies: Copies = {}
         try:
-            for key, url in reference_urls(job).items():
-                if sizes.get(key, 0) > limit:
+            for file in files:
+                if file.size > limit:
                     continue  # too large to re-post here: the original link is refreshed later
                 try:
-                    file = await download_file(
+                    got = await download_file(
                         self.bot.session,
-                        url,
+                        file.url,
                         max_bytes=limit,
-                        filename=names.get(key, "start-image.png"),
+                        filename=file.filename,
                         timeout=DOWNLOAD_TIMEOUT_SECONDS,
                     )
                 except MediaError as exc:
-                    log.info("job %s: %s not kept (%s)", job.id, key, exc)
+                    log.info("%s: %s not kept (%s)", what, file.key, exc)
                     continue
-                downloaded.append((key, file))
-            copies: Copies = {}
+                downloaded.append((file.key, got))
             for number, batch in enumerate(_batches(downloaded, limit)):
-                files = [discord.File(file.path, filename=file.filename) for _, file in batch]
-                message = await thread.send(
-                    KEPT_TEXT if number == 0 else None,
-                    files=files,
-                    nonce=f"rf{job.id}{number}",
+                message = await channel.send(
+                    text if number == 0 else None,
+                    files=[discord.File(got.path, filename=got.filename) for _, got in batch],
+                    nonce=f"{nonce}{number}",
                     allowed_mentions=discord.AllowedMentions.none(),
                     silent=True,
                 )
                 copies |= copies_on_message(message, [key for key, _ in batch])
         finally:
-            for _, file in downloaded:
-                file.cleanup()
-        if copies:
-            await self.bot.store.set_reference_copies(job.id, copies)
-            log.info(
-                "job %s: kept %d reference file(s) in thread %s", job.id, len(copies), thread.id
-            )
+            for _, got in downloaded:
+                got.cleanup()
         return copies
 
     async def fresh_urls(self, job: Job) -> dict[str, str]:
         """Live links for every file of ``job``, by key. Raises ``ReferencesExpired``."""
-        wanted = reference_urls(job)
+        return await self.fresh_links(job.reference_copies, reference_urls(job))
+
+    async def fresh_links(self, copies: Copies, wanted: Mapping[str, str]) -> dict[str, str]:
+        """Live links for ``wanted`` (key → a link Discord gave once), read from the messages
+        ``copies`` names, else refreshed. Raises ``ReferencesExpired``."""
         fresh: dict[str, str] = {}
         by_message: dict[tuple[int, int], list[tuple[str, int]]] = {}
-        for key, (channel_id, message_id, position) in job.reference_copies.items():
+        for key, (channel_id, message_id, position) in copies.items():
             if key in wanted:
                 by_message.setdefault((channel_id, message_id), []).append((key, position))
         for (channel_id, message_id), entries in by_message.items():

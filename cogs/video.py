@@ -22,12 +22,14 @@ from discord.app_commands import Choice, Range
 from discord.ext import commands
 
 from cogs import presenter
+from cogs.casting import Casting, complete_characters
 from cogs.delivery import DiscordDelivery, status_channel_id
 from cogs.errors import describe_error
 from cogs.mentions import without_bot_mentions, without_mentions
 from cogs.permissions import is_moderator
 from cogs.privately import tell_privately
 from cogs.reference_copies import Copies, copies_on_message
+from cogs.thread_hints import ThreadHints
 from cogs.views import DeleteButton, RerollButton
 from core.errors import UserError
 from core.jobs import Job, JobOrigin
@@ -40,7 +42,7 @@ from core.references import (
     is_audio,
     pair_slots,
 )
-from core.reply_flags import parse_reply
+from core.reply_flags import read_reply
 from core.request import ASPECT_RATIOS, RESOLUTIONS, SEED_MAX, GenerationRequest
 from core.service import Requester
 
@@ -160,6 +162,8 @@ class VideoCog(commands.Cog, name="Video"):
     def __init__(self, bot: WanBot) -> None:
         self.bot = bot
         self.delivery = DiscordDelivery(bot, edit_interval=bot.settings.status_edit_interval)
+        self.cast = Casting(bot, self.delivery.keeper)  # saved characters (/character)
+        self.hints = ThreadHints(bot)
 
     async def cog_load(self) -> None:
         await self.delivery.load_threads()
@@ -195,16 +199,19 @@ class VideoCog(commands.Cog, name="Video"):
         duration="Length in seconds, 2-10 (default 5)",
         seed="Seed for reproducible results (random when empty)",
         prompt_extend="Let the model enrich your prompt (default on)",
+        characters="Saved characters, comma-separated (see /character); {name} in the prompt",
     )
     @app_commands.choices(
         aspect_ratio=[Choice(name=ratio, value=ratio) for ratio in ASPECT_RATIOS],
         resolution=[Choice(name=resolution, value=resolution) for resolution in RESOLUTIONS],
     )
+    @app_commands.autocomplete(characters=complete_characters)
     async def video(
         self,
         interaction: discord.Interaction,
         prompt: str,
-        ref1: discord.Attachment,
+        characters: str | None = None,
+        ref1: discord.Attachment | None = None,
         ref2: discord.Attachment | None = None,
         ref3: discord.Attachment | None = None,
         ref4: discord.Attachment | None = None,
@@ -237,6 +244,7 @@ class VideoCog(commands.Cog, name="Video"):
             if att is not None
         }
         references, stray_voices = pair_slots(media, voices)
+        cast = await self.cast.cast(who, characters, references)  # saved characters join them
         options = GenerationOptions(
             negative_prompt=negative_prompt,
             aspect_ratio=aspect_ratio,
@@ -247,13 +255,31 @@ class VideoCog(commands.Cog, name="Video"):
         )
         built = build_request(
             prompt,
-            references,
+            cast.references,
             options,
             start_image=to_core_attachment(start_image) if start_image else None,
             stray_voices=stray_voices,
+            problems=cast.problems,
         )
-        job = await self.bot.service.accept(who, built)
+        job = await self.bot.service.accept(who, built, reference_copies=cast.copies)
+        await self.cast.remember(job, built, prompt)
         await self._acknowledge(interaction, job, built)
+
+    async def make(
+        self,
+        interaction: discord.Interaction,
+        who: Requester,
+        built: BuiltRequest,
+        written_prompt: str,
+        reference_copies: Copies,
+    ) -> Job:
+        """Accept a request made outside /video ("Make a video" on a message) and tell the
+        member, as /video does. The interaction must be deferred already."""
+        self._check_channel_permissions(interaction)
+        job = await self.bot.service.accept(who, built, reference_copies=reference_copies)
+        await self.cast.remember(job, built, written_prompt)
+        await self._acknowledge(interaction, job, built)
+        return job
 
     def _check_channel_permissions(self, interaction: discord.Interaction) -> None:
         in_thread = isinstance(interaction.channel, discord.Thread)
@@ -297,22 +323,34 @@ class VideoCog(commands.Cog, name="Video"):
         prompt: str,
         options: GenerationOptions,
         reply: discord.Message | None = None,
+        problems: Sequence[str] = (),
     ) -> tuple[BuiltRequest, Copies]:
         """A request from ``old``'s references (live links) or from a reply's new files.
 
         Also returns where lasting copies of the files are, for the new job to remember.
+        ``problems`` found already (a reply's flags) are reported with the request's own.
         """
+        tags = await self.cast.still_saved(old)  # its saved characters, unless deleted since
         if reply is not None and reply.attachments:
             # New characters: the old start frame would not match them, so it is dropped.
             references, stray = split_reply_attachments(reply.attachments)
             copies = copies_on_message(reply, reply_file_keys(reply.attachments))
-            return build_request(prompt, references, options, stray_voices=stray), copies
+            cast = await self.cast.again(old, tags, references, prompt)  # saved ones stay
+            built = build_request(
+                cast.prompt or prompt,
+                cast.references,
+                options,
+                stray_voices=stray,
+                problems=[*problems, *cast.problems],
+            )
+            return built, copies | cast.copies
         fresh = await self.delivery.keeper.fresh_urls(old)
         references = [
             ReferenceInput(
                 slot=ref.slot,
                 media=replace(ref.media, url=fresh[f"ref:{ref.slot}"]),
                 voice=replace(ref.voice, url=fresh[f"voice:{ref.slot}"]) if ref.voice else None,
+                character=tags.of(ref),
             )
             for ref in old.references
         ]
@@ -320,7 +358,8 @@ class VideoCog(commands.Cog, name="Video"):
         if "start" in fresh:
             name = PurePosixPath(urlsplit(fresh["start"]).path).name or "start-image.png"
             start_image = Attachment(url=fresh["start"], filename=name, content_type=None, size=0)
-        return build_request(prompt, references, options, start_image), old.reference_copies
+        built = build_request(prompt, references, options, start_image, problems=problems)
+        return built, old.reference_copies
 
     async def reroll(self, interaction: discord.Interaction, job_id: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -377,6 +416,7 @@ class VideoCog(commands.Cog, name="Video"):
         mentioned = me is not None and any(user.id == me.id for user in message.mentions)
         # Without the Message Content intent only messages that mention the bot carry text.
         if not (mentioned or self.bot.settings.message_content_intent):
+            await self.hints.offer(message)  # once per video thread: how to ask for a video
             return
         old = await self.bot.store.latest_job_in_thread(message.channel.id)
         if old is None:
@@ -398,8 +438,9 @@ class VideoCog(commands.Cog, name="Video"):
         who = reply_requester(message, old)
         await self.bot.service.check_allowed(who)  # refuse banned members before any work
         bot_id = self.bot.user.id if self.bot.user else None
-        # Flags first, then names for mentions: a display name is never read as a flag.
-        parsed = parse_reply(without_bot_mentions(message.content, bot_id), bot_id)
+        # Flags first, then names for mentions: a display name is never read as a flag. Flag
+        # problems are reported together with the files' and labels' (all at once).
+        parsed, flag_problems = read_reply(without_bot_mentions(message.content, bot_id), bot_id)
         overrides = parsed.overrides
         if overrides.negative_prompt:
             negative = without_mentions(overrides.negative_prompt, message, bot_id)
@@ -408,7 +449,7 @@ class VideoCog(commands.Cog, name="Video"):
         # A reply asks for a new video: a fresh seed unless the reply names one.
         seed = overrides.seed if overrides.seed is not None else random_seed()
         options = replace(overrides.apply(options_from(old.request, None)), seed=seed)
-        built, copies = await self._reuse(old, prompt, options, message)
+        built, copies = await self._reuse(old, prompt, options, message, flag_problems)
         job = await self.bot.service.accept(
             who,
             built,
@@ -417,6 +458,7 @@ class VideoCog(commands.Cog, name="Video"):
             thread_id=message.channel.id,
             reference_copies=copies,
         )
+        await self.cast.remember(job, built, prompt)
         return job, built
 
     @staticmethod

@@ -42,6 +42,8 @@ SETTING_NAMES: tuple[str, ...] = (
     "MESSAGE_CONTENT_INTENT",
     "LOG_LEVEL",
     "LOG_FORMAT",
+    "CHARACTERS_PER_MEMBER",
+    "CHARACTERS_PER_SERVER",
 )
 
 
@@ -87,6 +89,9 @@ class Settings:
     message_content_intent: bool = False
     log_level: str = "INFO"
     log_format: str = "text"  # or "json", one object a line for log collectors
+    # Saved characters: a member's own in one server, and a server's shared ones.
+    characters_per_member: int = 25
+    characters_per_server: int = 100
 
     @property
     def webhooks_enabled(self) -> bool:
@@ -227,6 +232,12 @@ class Settings:
             ),
             log_level=log_level,
             log_format=log_format,
+            characters_per_member=parsed(
+                "CHARACTERS_PER_MEMBER", 25, positive_int, "a whole number > 0"
+            ),
+            characters_per_server=parsed(
+                "CHARACTERS_PER_SERVER", 100, positive_int, "a whole number > 0"
+            ),
         )
         if settings.webhooks_enabled and settings.http_port == 0:
             problems.append("WEBHOOK_PUBLIC_URL is set but WEBHOOK_PORT is 0 (server off)")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit
 
+from core.characters import CharacterTag, braced, rewrite_names
 from core.errors import UserError
 from core.request import (
     ASPECT_RATIOS,
@@ -190,6 +191,7 @@ class ReferenceInput:
     slot: int
     media: Attachment
     voice: Attachment | None = None
+    character: CharacterTag | None = None  # a saved character's file, named {name} in prompts
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,19 +215,23 @@ class LabelledReference:
     index: int
     media: Attachment
     voice: Attachment | None
+    character: CharacterTag | None = None
 
     @property
     def label(self) -> str:
         return format_label(self.kind, self.index)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "slot": self.slot,
             "kind": self.kind,
             "index": self.index,
             "media": self.media.to_json(),
             "voice": None if self.voice is None else self.voice.to_json(),
         }
+        if self.character is not None:
+            data["character"] = self.character.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LabelledReference:
@@ -233,12 +239,14 @@ class LabelledReference:
         if kind not in KINDS:
             raise ValueError(f"unknown reference kind {kind!r}")
         voice = data.get("voice")
+        character = data.get("character")
         return cls(
             slot=int(data["slot"]),
             kind=cast(Kind, kind),
             index=int(data["index"]),
             media=Attachment.from_json(data["media"]),
             voice=None if voice is None else Attachment.from_json(voice),
+            character=None if character is None else CharacterTag.from_json(character),
         )
 
 
@@ -261,7 +269,8 @@ def render_label_map(references: Iterable[LabelledReference]) -> str:
         files = _shown_name(ref.media)
         if ref.voice is not None:
             files += f", voice: {_shown_name(ref.voice)}"
-        lines.append(f"ref {ref.slot} → {ref.label} ({files})")
+        given = f"ref {ref.slot}" if ref.character is None else braced(ref.character.name)
+        lines.append(f"{given} → {ref.label} ({files})")
     return "\n".join(lines)
 
 
@@ -354,6 +363,7 @@ def build_request(
     start_image: Attachment | None = None,
     *,
     stray_voices: Mapping[int, Attachment] | None = None,
+    problems: Sequence[str] = (),
 ) -> BuiltRequest:
     """Validate everything and build the request; raise :class:`InvalidInput` with every problem.
 
@@ -361,9 +371,11 @@ def build_request(
     generic one). References are labelled per kind in slot order. Voice clips: see
     :data:`VOICE_TYPES` (MP3, WAV, M4A/AAC, OGG/Opus, at most :data:`VOICE_MAX_BYTES`).
     Warnings (never refusals): a reference the prompt doesn't name; an aspect ratio that a
-    start image overrides.
+    start image overrides. ``problems`` found before (a reply's flags, the characters asked
+    for) are reported first, together with these. A ``{name}`` in the prompt becomes the label
+    of the saved character of that name (:func:`core.characters.rewrite_names`).
     """
-    problems: list[str] = []
+    problems = list(problems)
     warnings: list[str] = []
 
     ordered = sorted(references, key=lambda r: r.slot)
@@ -388,12 +400,18 @@ def build_request(
             all_kinds_known = False
             continue
         counts[kind] += 1
-        labelled.append(LabelledReference(ref.slot, kind, counts[kind], ref.media, ref.voice))
+        labelled.append(
+            LabelledReference(ref.slot, kind, counts[kind], ref.media, ref.voice, ref.character)
+        )
 
     if start_image is not None:
         who = f"start image ({_shown_name(start_image)})"
         problems += _check_media(who, start_image, images_only=True)[1]
 
+    names = {item.character.name: item.label for item in labelled if item.character}
+    rewritten = rewrite_names(prompt, names)
+    problems += rewritten.problems
+    prompt = rewritten.text
     text = normalise_labels(prompt.strip())
     problems += _prompt_problems(prompt.strip(), text)
     # With no references, or one of unknown kind, the counts are not what the user meant: any
@@ -434,9 +452,9 @@ def build_request(
     named = find_labels(text)
     for item in labelled:
         if (item.kind, item.index) not in named:
+            who = braced(item.character.name) if item.character else _shown_name(item.media)
             warnings.append(
-                f"{item.label} ({_shown_name(item.media)}) is not named in the prompt; "
-                "the model may ignore it"
+                f"{item.label} ({who}) is not named in the prompt; the model may ignore it"
             )
 
     def api_refs(kind: Kind) -> tuple[Reference, ...]:
@@ -461,10 +479,24 @@ def build_request(
     return BuiltRequest(request, tuple(labelled), tuple(warnings))
 
 
+def check_reference(
+    media: Attachment, voice: Attachment | None = None
+) -> tuple[Kind | None, list[str]]:
+    """One file (and voice clip) by the rules :func:`build_request` applies to a reference:
+    its kind (None when unusable) and every problem (for saving a character)."""
+    kind, problems = _check_media(f"the file ({_shown_name(media)})", media)
+    if voice is not None:
+        problems += _check_voice(f"the voice clip ({_shown_name(voice)})", voice)
+    return kind, problems
+
+
 def _slot_problems(ordered: Sequence[ReferenceInput]) -> list[str]:
     problems: list[str] = []
     if not ordered:
-        problems.append("no references: attach at least one image or video as ref 1")
+        problems.append(
+            "no references: attach at least one image or video as ref 1, or name saved"
+            " characters with the characters option"
+        )
     elif len(ordered) > MAX_REFERENCES:
         problems.append(
             f"{len(ordered)} references given: at most {MAX_REFERENCES} "

@@ -116,6 +116,16 @@ class ReplyRequest:
 
 def parse_reply(text: str, bot_id: int | None = None) -> ReplyRequest:
     """Split a reply into prompt and overrides; raise :class:`ReplyFlagError` listing problems."""
+    parsed, problems = read_reply(text, bot_id)
+    if problems:
+        raise ReplyFlagError(problems)
+    return parsed
+
+
+def read_reply(text: str, bot_id: int | None = None) -> tuple[ReplyRequest, list[str]]:
+    """Like :func:`parse_reply`, but returns the problems instead of raising them, so they can
+    be reported together with the request's other problems (files, labels). Flags with a
+    problem change nothing."""
     if bot_id is not None:
         text = re.sub(rf"^\s*<@!?{bot_id}>", "", text, count=1)
 
@@ -131,9 +141,7 @@ def parse_reply(text: str, bot_id: int | None = None) -> ReplyRequest:
         lines.append(kept)
 
     overrides = _overrides_from(given, problems)
-    if problems:
-        raise ReplyFlagError(problems)
-    return ReplyRequest("\n".join(lines).strip(), overrides)
+    return ReplyRequest("\n".join(lines).strip(), overrides), problems
 
 
 def _take_flags(line: str, given: dict[str, _Given], problems: list[str]) -> tuple[str, bool]:

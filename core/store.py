@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,9 @@ from typing import Any
 
 import aiosqlite
 
+from core.character_store import CharacterQueries
 from core.errors import UserError
+from core.hint_store import HintQueries
 from core.jobs import (
     FINISHED_STATES,
     UNFINISHED_STATES,
@@ -36,7 +39,7 @@ from core.jobs import (
     sources_of,
 )
 from core.references import LabelledReference
-from core.request import GenerationRequest
+from core.request import DURATION_MIN, GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +51,32 @@ def utc_day(now: float) -> str:
 class QuotaExceeded(UserError):
     """The member has not enough seconds left today."""
 
-    def __init__(self, needed: int, remaining: int) -> None:
+    def __init__(
+        self, needed: int, remaining: int, request: GenerationRequest | None = None
+    ) -> None:
         self.needed = needed
         self.remaining = remaining
         super().__init__(
             f"This video costs {needed} s of your daily quota but you have {remaining} s left"
-            " today. Try a shorter duration or 720P, or wait for the daily reset (00:00 UTC)."
+            f" today. {quota_advice(needed, remaining, request)}"
         )
+
+
+def quota_advice(needed: int, remaining: int, request: GenerationRequest | None) -> str:
+    """What could fit instead: only what really costs less (720P only when it is cheaper)."""
+    tries = []
+    # The shortest video at this resolution costs about this much (cost per second × minimum).
+    per_second = needed / request.duration if request is not None and request.duration else 1.0
+    shortest = math.ceil(DURATION_MIN * per_second)
+    if shortest <= remaining and (request is None or request.duration > DURATION_MIN):
+        tries.append("a shorter duration")
+    # At 720P a job costs its duration (core.quota.job_cost): cheaper only if 1080P costs more.
+    if request is not None and request.resolution != "720P" and request.duration < needed:
+        tries.append(f"720P (it costs {request.duration} s)")
+    wait = "wait for the daily reset (00:00 UTC)"
+    if not tries:
+        return wait[0].upper() + wait[1:] + "."
+    return f"Try {' or '.join(tries)}, or {wait}."
 
 
 class TooManyJobs(UserError):
@@ -242,7 +264,7 @@ def _migrations() -> list[tuple[int, str]]:
     return found
 
 
-class Store:
+class Store(CharacterQueries, HintQueries):
     """The SQLite store. Open with ``async with Store.open(path) as store``."""
 
     def __init__(self, conn: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
@@ -345,7 +367,7 @@ class Store:
                 used = await self._usage(conn, job.guild_id, job.user_id, day)
                 remaining = limits.daily_seconds - used
                 if job.cost_seconds > remaining:
-                    raise QuotaExceeded(job.cost_seconds, max(remaining, 0))
+                    raise QuotaExceeded(job.cost_seconds, max(remaining, 0), job.request)
             await conn.execute(
                 "INSERT INTO jobs (id, guild_id, channel_id, user_id, origin, parent_job_id,"
                 " state, request_json, references_json, cost_seconds, quota_day,"

@@ -234,6 +234,12 @@ async def test_help_explains_labels_limits_and_reply_flags(cog, harness, channel
         "--seed 42 --duration 8 --ar 9:16 --res 720P",
         '--neg "blurry, text" --no-extend',
         "replace the references",
+        "`/character save name ref [voice]`",
+        "**`{fox}`** stands for fox",
+        "`{fox} → Image 2`",
+        "Apps → **Make a video**",
+        "re-posted in the video's public thread",
+        "🎭 Character library",
     ):
         assert fact in text, fact
     # Without the message content intent the bot only reads replies that mention it.

@@ -410,7 +410,10 @@ def test_plain_http_url_is_accepted():
 
 
 def test_no_references_is_refused():
-    assert problems(references=[]) == ["no references: attach at least one image or video as ref 1"]
+    assert problems(references=[]) == [
+        "no references: attach at least one image or video as ref 1, or name saved"
+        " characters with the characters option"
+    ]
 
 
 def test_five_references_are_accepted():

@@ -625,13 +625,25 @@ async def test_a_reply_with_new_files_replaces_the_references(world: World) -> N
     }
 
 
-async def test_a_reply_without_a_mention_is_ignored_without_the_content_intent(
+async def test_a_reply_without_a_mention_makes_nothing_and_gets_one_hint_per_thread(
     world: World,
 ) -> None:
     job = await completed_job(world)
     message = await reply_in_thread(world, job, world.bob, "Image 1 again please")
     assert len(await world.jobs()) == 1
+    [hint] = message.reply.await_args_list
+    assert "mention me" in hint.args[0] and world.harness.bot.user.mention in hint.args[0]
+    assert hint.kwargs["allowed_mentions"].users is False  # no pings
+    later = await reply_in_thread(world, job, world.alice, "and again")
+    assert later.reply.await_count == 0
+    # Remembered in the database: a restart (a new cog) does not hint again.
+    again = VideoCog(world.harness.bot)
+    message = make_message(
+        world.guild.get_thread(job.thread_id), author=world.bob, content="hello?"
+    )
+    await again.on_message(message)
     assert message.reply.await_count == 0
+    assert len(await world.jobs()) == 1
 
 
 async def test_a_bad_reply_is_answered_privately_and_costs_nothing(world: World) -> None:

@@ -245,7 +245,7 @@ class FakeInteraction:
 
     id: int
     token: str
-    type: int  # 2 application command, 3 component
+    type: int  # 2 application command, 3 component, 4 autocomplete, 5 modal submit
     user_id: int
     channel_id: int
     guild_id: int
@@ -1791,7 +1791,7 @@ class FakeDiscord:
                 self._apply_edit(target, data, parts)
                 await self._dispatch_message("MESSAGE_UPDATE", target)
             return target
-        if kind in (8, 9):
+        if (kind == 8 and interaction.type == 4) or (kind == 9 and interaction.type in (2, 3)):
             return None  # autocomplete result / modal: recorded in response_data
         raise ApiError(400, 50035, f"Invalid Form Body (type: {kind!r} not valid here)")
 
@@ -2314,6 +2314,141 @@ class FakeDiscord:
             if int(channel["recipients"][0]["id"]) == user.id
             for message in self.channel_messages(channel_id)
         ]
+
+    # ------------------------------------------------------------------ menus, autocomplete, modals
+    # A message context menu is an application command of type 3 run on a message (the
+    # interaction's data carries ``target_id`` and the message under ``resolved.messages``). A
+    # modal is an interaction answered with type 9; the member's values come back as a
+    # MODAL_SUBMIT interaction (type 5) whose components mirror the modal's, each text input
+    # with its ``value``. Autocomplete is an interaction of type 4 with one option ``focused``,
+    # answered with type 8 and ``choices``.
+
+    def find_message_command(self, name: str) -> JSON | None:
+        """A synced message context menu by name: guild commands first, then global."""
+        for scope in (self.guild_id, None):
+            for command in self.commands.get(scope, []):
+                if command["name"] == name and command["type"] == 3:
+                    return command
+        return None
+
+    async def dispatch_message_command(
+        self, name: str, message: int | JSON, *, user: FakeUser | None = None
+    ) -> int:
+        """Run the message context menu ``name`` on a stored message; returns the id."""
+        self._require_bot()
+        message_id = int(message["id"]) if isinstance(message, dict) else int(message)
+        stored = self.messages.get(message_id)
+        if stored is None or stored["flags"] & MessageFlag.EPHEMERAL:
+            raise LookupError(f"no visible message {message_id}")
+        command = self.find_message_command(name)
+        if command is None:
+            raise LookupError(f"no message context menu {name!r} was synced")
+        data: JSON = {
+            "id": command["id"],
+            "name": name,
+            "type": 3,
+            "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): self.render(stored)}},
+        }
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]
+        interaction = self._new_interaction(
+            2, user or self.member, int(stored["channel_id"]), name, data, None
+        )
+        await self._dispatch("INTERACTION_CREATE", interaction.payload, None)
+        return interaction.id
+
+    async def dispatch_autocomplete(
+        self,
+        name: str,
+        focused: str,
+        options: Mapping[str, str | int | float | bool],
+        *,
+        user: FakeUser | None = None,
+        channel_id: int | None = None,
+    ) -> int:
+        """Ask for suggestions for option ``focused`` of ``/name`` (a subcommand path works)
+        while the member has typed ``options`` (scalars); the answer's choices are in
+        ``interactions[id].response_data["choices"]``."""
+        self._require_bot()
+        path = name.split()
+        command = self.find_command(path[0])
+        if command is None:
+            raise LookupError(f"/{path[0]} was not synced")
+        if focused not in options:
+            raise ValueError(f"the focused option {focused!r} needs a value (what was typed)")
+        leaf: list[JSON] = [
+            {"name": key, "type": 4 if isinstance(value, int) else 3, "value": value}
+            | ({"focused": True} if key == focused else {})
+            for key, value in options.items()
+        ]
+        for depth in range(len(path) - 1, 0, -1):
+            kind = 1 if depth == len(path) - 1 else 2
+            leaf = [{"name": path[depth], "type": kind, "options": leaf}]
+        data: JSON = {"id": command["id"], "name": path[0], "type": 1, "options": leaf}
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]
+        interaction = self._new_interaction(
+            4, user or self.member, channel_id or self.channel_id, name, data, None
+        )
+        await self._dispatch("INTERACTION_CREATE", interaction.payload, None)
+        return interaction.id
+
+    def modal_of(self, interaction_id: int) -> JSON | None:
+        """The modal the bot opened in answer to an interaction (None until it did)."""
+        interaction = self.interactions[interaction_id]
+        return interaction.response_data if interaction.response_type == 9 else None
+
+    async def submit_modal(
+        self, interaction_id: int, values: Mapping[str, str], *, user: FakeUser | None = None
+    ) -> int:
+        """Fill in and submit the modal opened for ``interaction_id``; returns the new id.
+
+        ``values`` are by text input ``custom_id``. Like Discord's client, refuses to submit
+        a required input left empty or a value outside its length limits.
+        """
+        self._require_bot()
+        opened = self.interactions[interaction_id]
+        modal = self.modal_of(interaction_id)
+        if modal is None:
+            raise LookupError(f"interaction {interaction_id} was not answered with a modal")
+        unknown = set(values) - {
+            c["custom_id"] for c in iter_components(modal["components"]) if c.get("type") == 4
+        }
+        if unknown:
+            raise ValueError(f"the modal has no text inputs {sorted(unknown)}")
+        data: JSON = {
+            "custom_id": modal["custom_id"],
+            "components": [_filled(component, values) for component in modal["components"]],
+        }
+        interaction = self._new_interaction(
+            5,
+            user or self.users[opened.user_id],
+            opened.channel_id,
+            str(modal["custom_id"]),
+            data,
+            None,
+        )
+        await self._dispatch("INTERACTION_CREATE", interaction.payload, None)
+        return interaction.id
+
+
+def _filled(component: JSON, values: Mapping[str, str]) -> JSON:
+    """A modal component as submitted: rows and labels kept, each text input with its value."""
+    kind = component.get("type")
+    if kind == 1:
+        return {"type": 1, "components": [_filled(c, values) for c in component["components"]]}
+    if kind == 18:
+        return {"type": 18, "component": _filled(component["component"], values)}
+    if kind != 4:
+        raise ValueError(f"the fake cannot submit modal components of type {kind}")
+    value = values.get(component["custom_id"], component.get("value") or "")
+    if component.get("required", True) and not value:
+        raise ValueError(f"the text input {component['custom_id']!r} is required")
+    low, high = component.get("min_length", 0), component.get("max_length", 4000)
+    if value and not low <= len(value) <= high:
+        raise ValueError(f"{component['custom_id']!r} must be {low}-{high} characters")
+    return {"type": 4, "custom_id": component["custom_id"], "value": value}
 
 
 def _guess_option_type(value: Any) -> int:
