@@ -13,9 +13,10 @@ from what discord.py 2.7 actually sends and parses. Runs inside the test's event
     await fake.close()
 
 Tests read what users would see from ``messages``, ``interactions`` and ``channels``; every REST
-call is in ``calls``; unknown endpoints land in ``unhandled`` (404) and handler crashes in
-``server_errors`` (500). Faults are queued with ``rate_limit_next``, ``fail_next``,
-``forbid_thread_creation`` and ``fail_uploads``; the upload limit follows the guild's boost tier.
+call is in ``calls``; unknown endpoints land in ``unhandled`` (404), handler crashes in
+``server_errors`` (500), and requests the client gave up on while sending them in ``dropped``.
+Faults are queued with ``rate_limit_next``, ``fail_next``, ``forbid_thread_creation`` and
+``fail_uploads``; the upload limit follows the guild's boost tier.
 Time-based rules (3 s to answer an interaction, 15 min token life, URL expiry, nonce window) use a
 fake clock that ``advance_clock`` moves, so expiry is tested without sleeping.
 """
@@ -403,6 +404,7 @@ class FakeDiscord:
         self.calls: list[RecordedCall] = []
         self.unhandled: list[RecordedCall] = []
         self.server_errors: list[str] = []
+        self.dropped: list[RecordedCall] = []  # the client left while sending them
         self.cdn_requests: list[tuple[str, int]] = []
         self.gateway_received: list[JSON] = []  # ops from the bot; IDENTIFY/RESUME token redacted
         self.gateway_queries: list[dict[str, str]] = []  # ?v=10&encoding=json&compress=...
@@ -1080,8 +1082,16 @@ class FakeDiscord:
                 request.method, path, template, dict(request.query), None, [], authorized
             )
             self.calls.append(call)
+            self._notify()
             try:
-                body, parts = await _read_body(request)
+                try:
+                    body, parts = await _read_body(request)
+                except ConnectionResetError:
+                    # The client went away mid-request (the bot stopped or was killed): nothing
+                    # to answer, and no fault of the fake. The call keeps status 0 (unanswered).
+                    self.dropped.append(call)
+                    self._notify()
+                    return web.Response(status=499)
                 call.json = body
                 call.files = [
                     UploadedFile(p.field, p.filename, len(p.data), p.content_type) for p in parts
