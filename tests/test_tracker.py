@@ -180,7 +180,8 @@ async def test_cancel_refunds_once_and_a_later_completion_is_ignored(tmp_path: P
         assert cancelled is not None and cancelled.state is JobState.CANCELLED
         assert await r.tracker.cancel(job.id, "again") is None
         r.wan.complete(next(iter(r.wan.tasks)))
-        await asyncio.sleep(0.5)
+        r.tracker.wake(job.id)  # as a webhook would: the tracker acts on the job now
+        await _until(lambda: r.tracker.stats() == {"scheduled": 0, "running": 0})
         final = await r.store.get_job(job.id)
         assert final is not None and final.state is JobState.CANCELLED
         assert r.events.deliveries == 0
