@@ -62,11 +62,6 @@ def job_webhook_token(key: bytes, job_id: str) -> str:
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
-def job_webhook_url(key: bytes, public_url: str, job_id: str) -> str:
-    """The URL the API should call for ``job_id``."""
-    return webhook_url_for(public_url, job_webhook_token(key, job_id))
-
-
 def webhook_url_for(public_base: str, token: str) -> str:
     """The URL the API should call for the job owning ``token``."""
     return public_base.rstrip("/") + WEBHOOK_ROUTE.replace("{token}", token)
