@@ -1,7 +1,9 @@
-"""The WAN 2.7 Reference-to-Video request: documented limits and the exact JSON body.
+"""The WAN 2.7 Reference-to-Video request: documented limits, the exact JSON body, the stored form.
 
 Everything here is plain data. Validation of user input lives in ``core.references``; this
-module only knows the API's vocabulary and how to say it on the wire.
+module only knows the API's vocabulary and how to say it on the wire (:meth:`to_json`), and how
+the store keeps a request (:meth:`to_stored`, versioned, in our own words): the wire body may
+carry what must never rest in the database (the per-job webhook URL and its token).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ DEFAULT_RESOLUTION: Final = "1080P"
 DEFAULT_DURATION: Final = 5
 DEFAULT_PROMPT_EXTEND: Final = True
 
+# The version of GenerationRequest.to_stored(); rows without "v" hold the API body (version 0).
+STORED_VERSION: Final = 1
+
 
 @dataclass(frozen=True, slots=True)
 class Reference:
@@ -48,6 +53,14 @@ class Reference:
     def from_json(cls, data: dict[str, Any]) -> Reference:
         return cls(url=str(data["url"]), voice_url=data.get("reference_voice"))
 
+    def to_stored(self) -> dict[str, str | None]:
+        return {"url": self.url, "voice_url": self.voice_url}
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> Reference:
+        voice = data.get("voice_url")
+        return cls(url=str(data["url"]), voice_url=None if voice is None else str(voice))
+
 
 @dataclass(frozen=True, slots=True)
 class GenerationRequest:
@@ -63,6 +76,7 @@ class GenerationRequest:
     duration: int = DEFAULT_DURATION
     seed: int | None = None
     prompt_extend: bool = DEFAULT_PROMPT_EXTEND
+    # Wire only: to_stored() leaves it out, since its token must never rest in the database.
     webhook_url: str | None = field(default=None, compare=False)
 
     @property
@@ -97,7 +111,7 @@ class GenerationRequest:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> GenerationRequest:
-        """Inverse of :meth:`to_json` (used to reload stored jobs)."""
+        """Inverse of :meth:`to_json` (and the reader of rows stored before :meth:`to_stored`)."""
         extra = body.get("additional_settings") or {}
         return cls(
             prompt=str(body["prompt"]),
@@ -111,4 +125,49 @@ class GenerationRequest:
             seed=body.get("seed"),
             prompt_extend=bool(extra.get("prompt_extend", DEFAULT_PROMPT_EXTEND)),
             webhook_url=body.get("webhook_url"),
+        )
+
+    def to_stored(self) -> dict[str, Any]:
+        """The form the jobs table keeps: versioned, our names, never the webhook URL.
+
+        ``resolution`` and ``duration`` keep the wire's names and types: the store's run-time
+        query reads them with ``json_extract`` from rows of either form.
+        """
+        return {
+            "v": STORED_VERSION,
+            "prompt": self.prompt,
+            "images": [ref.to_stored() for ref in self.image_refs],
+            "videos": [ref.to_stored() for ref in self.video_refs],
+            "negative_prompt": self.negative_prompt,
+            "start_image_url": self.start_image_url,
+            "aspect_ratio": self.aspect_ratio,
+            "resolution": self.resolution,
+            "duration": self.duration,
+            "seed": self.seed,
+            "prompt_extend": self.prompt_extend,
+        }
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> GenerationRequest:
+        """Inverse of :meth:`to_stored`; also reads rows written before it (the API body, "v0").
+
+        A webhook URL in an old row is dropped: the URL is rebuilt for each submission.
+        """
+        version = data.get("v", 0)
+        if version == 0:
+            return cls.from_json(data).replace(webhook_url=None)
+        if version != STORED_VERSION:
+            raise ValueError(f"stored request version {version!r} is newer than this code")
+        seed = data.get("seed")
+        return cls(
+            prompt=str(data["prompt"]),
+            image_refs=tuple(Reference.from_stored(r) for r in data.get("images", ())),
+            video_refs=tuple(Reference.from_stored(r) for r in data.get("videos", ())),
+            negative_prompt=data.get("negative_prompt"),
+            start_image_url=data.get("start_image_url"),
+            aspect_ratio=data.get("aspect_ratio"),
+            resolution=str(data.get("resolution", DEFAULT_RESOLUTION)),
+            duration=int(data.get("duration", DEFAULT_DURATION)),
+            seed=None if seed is None else int(seed),
+            prompt_extend=bool(data.get("prompt_extend", DEFAULT_PROMPT_EXTEND)),
         )

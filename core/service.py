@@ -19,7 +19,7 @@ from core.references import BuiltRequest
 from core.request import RESOLUTIONS
 from core.store import AuditRecord, GuildSettings, NewJob, Store
 from core.tracker import Tracker
-from core.webhooks import new_webhook_token, token_digest, webhook_url_for
+from core.webhooks import job_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +96,13 @@ class VideoService:
             raise Refused(f"This server allows at most {guild.max_resolution} videos.")
         override = await self.store.user_override(who.guild_id, who.user_id)
         limits = effective_limits(self.settings, guild, override, who.role_ids)
-        token_hash: str | None = None
-        if self.settings.webhook_public_url is not None:
-            # The URL carries the token; the database keeps only its digest.
-            token = new_webhook_token()
-            token_hash = token_digest(token)
-            request = request.replace(
-                webhook_url=webhook_url_for(self.settings.webhook_public_url, token)
-            )
+        job_id = new_job_id()
+        # Only the digest of the job's webhook token is stored; the URL is derived at submit time.
+        webhooks = job_webhooks(self.settings)
         now = self._clock()
         job = await self.store.create_job(
             NewJob(
-                id=new_job_id(),
+                id=job_id,
                 guild_id=who.guild_id,
                 channel_id=who.parent_channel_id
                 if thread_id is not None and who.parent_channel_id
@@ -118,7 +113,7 @@ class VideoService:
                 references=built.references,
                 cost_seconds=job_cost(request, self.settings.hd_multiplier),
                 deadline_at=now + self.settings.job_deadline_seconds,
-                webhook_token_hash=token_hash,
+                webhook_token_hash=None if webhooks is None else webhooks.digest(job_id),
                 parent_job_id=parent_job_id,
                 thread_id=thread_id,
                 reference_copies=reference_copies or {},

@@ -222,7 +222,7 @@ def _job_from_row(row: aiosqlite.Row) -> Job:
         origin=JobOrigin(row["origin"]),
         parent_job_id=row["parent_job_id"],
         state=JobState(row["state"]),
-        request=GenerationRequest.from_json(json.loads(row["request_json"])),
+        request=GenerationRequest.from_stored(json.loads(row["request_json"])),
         references=tuple(
             LabelledReference.from_json(item) for item in json.loads(row["references_json"])
         ),
@@ -297,20 +297,32 @@ class Store(CharacterQueries, HintQueries):
         async with self._conn.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         current = int(row[0]) if row else 0
+        vacuum = False
         for version, sql in _migrations():
             if version <= current:
                 continue
             log.info("applying database migration %03d", version)
+            statements = _split_sql(sql)
+            # A migration that scrubs secrets ends in VACUUM, which cannot run in a transaction.
+            if statements and statements[-1].upper() == "VACUUM":
+                statements.pop()
+                vacuum = True
             # executescript would COMMIT first; run statements one by one inside one transaction.
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _split_sql(sql):
+                for statement in statements:
                     await self._conn.execute(statement)
                 await self._conn.execute(f"PRAGMA user_version = {version:d}")
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
+        if vacuum:
+            # Rewritten rows leave their old bytes in free space and in the WAL: rebuild the
+            # file, then empty the WAL, so that nothing scrubbed can be read back from disk.
+            log.info("rewriting the database file to drop scrubbed data")
+            await self._conn.execute("VACUUM")
+            await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -381,7 +393,7 @@ class Store(CharacterQueries, HintQueries):
                     job.user_id,
                     job.origin.value,
                     job.parent_job_id,
-                    json.dumps(job.request.to_json()),
+                    json.dumps(job.request.to_stored()),
                     json.dumps([ref.to_json() for ref in job.references]),
                     job.cost_seconds,
                     day,

@@ -219,6 +219,23 @@ async def test_endpoint_override_fails_closed_without_leaking_the_token(fake: Fa
         await point_discord_at("ftp://example.com", fake.token)
 
 
+async def test_a_request_cut_off_by_its_client_is_dropped_not_a_fault(fake: FakeDiscord) -> None:
+    # What a bot stopped mid-upload leaves: headers and part of a body, then a closed socket.
+    port = yarl.URL(fake.api_base).port
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    route = f"/channels/{fake.channel_id}/messages"
+    path = yarl.URL(fake.api_base).path + route
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bot {fake.token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{".encode()
+    )
+    await writer.drain()
+    await fake.wait_for(lambda: fake.calls_to("POST", route), what="the call")
+    writer.close()
+    [dropped] = await fake.wait_for(lambda: fake.dropped, what="the drop")
+    assert dropped.status == 0 and fake.server_errors == []  # the fixture checks again
+
+
 # ------------------------------------------------------------------------------- the bot
 
 

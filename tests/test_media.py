@@ -242,8 +242,9 @@ async def test_timeout_is_a_download_error(session, server, tmp_path) -> None:
 async def test_cancellation_removes_the_partial_file(session, server, tmp_path) -> None:
     # Cancel once the temp file exists and half the body is in (the origin stalls after that).
     task = asyncio.create_task(fetch(session, server, "/stall", tmp_path))
-    while not leftovers(tmp_path):
-        await asyncio.sleep(0.001)
+    async with asyncio.timeout(10):  # a safety net: the loop waits for the file
+        while not leftovers(tmp_path):
+            await asyncio.sleep(0.001)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

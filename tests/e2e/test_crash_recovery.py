@@ -23,7 +23,7 @@ import sqlite3
 
 import pytest
 
-from tests.e2e.harness import Options, World, message_text
+from tests.e2e.harness import WAIT, Options, World, message_text
 from tests.fakes.discord_server import FakeUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -187,7 +187,7 @@ async def test_a_crash_while_the_thread_is_being_made_still_gives_the_video_a_th
         "video", {"prompt": prompt, "ref1": world.image("hero.png")}, user=user
     )
     await world.discord.wait_for_call(
-        "POST", "/channels/{channel_id}/messages/{message_id}/threads", status=429
+        "POST", "/channels/{channel_id}/messages/{message_id}/threads", status=429, timeout=WAIT
     )
     [job] = world.jobs_of(user)
     assert job["status_message_id"] is not None and job["thread_id"] is None

@@ -41,10 +41,12 @@ async def delivered_once(world: World, job_id: str) -> dict[str, Any]:
 
 async def failed_and_refunded(world: World, job_id: str, user: FakeUser) -> str:
     """The member is told in the thread; returns what they were told."""
-    job = await world.wait_state(job_id, "failed")
+    await world.wait_state(job_id, "failed")
     assert world.ledger(user) == [("reserve", 5), ("refund", -5)]
     notices = await world.until(lambda: world.failure_notices(job_id), what="a failure notice")
     assert len(notices) == 1
+    job = world.job(job_id)  # read now: a job may fail before its thread is made
+    assert job["thread_id"] is not None
     assert int(notices[0]["channel_id"]) == job["thread_id"]
     assert f"<@{user.id}>" in notices[0]["content"]
     assert "Your 5 s of quota were refunded." in notices[0]["content"]

@@ -306,12 +306,17 @@ async def test_a_ping_reply_to_the_video_with_new_files_replaces_the_references(
     assert body["duration"] == 3
     [new] = [job for job in world.jobs_of(replier)]
     assert (new["origin"], new["parent_job_id"], new["thread_id"]) == ("reply", job_id, thread_id)
-    answers = [
-        m
-        for m in world.discord.channel_messages(thread_id)
-        if (m.get("message_reference") or {}).get("message_id") == posted["id"]
-    ]
-    assert len(answers) == 1 and f"Accepted as job `{new['id']}`" in answers[0]["content"]
+
+    def answers() -> list[dict[str, Any]]:
+        return [
+            m
+            for m in world.discord.channel_messages(thread_id)
+            if (m.get("message_reference") or {}).get("message_id") == posted["id"]
+        ]
+
+    # The answer and the create go out side by side: either may come first.
+    [answer] = await world.until(answers, what="the bot's answer to the reply")
+    assert f"Accepted as job `{new['id']}`" in answer["content"]
     await world.wait_state(new["id"], "delivered")
 
 

@@ -13,8 +13,9 @@ from what discord.py 2.7 actually sends and parses. Runs inside the test's event
     await fake.close()
 
 Tests read what users would see from ``messages``, ``interactions`` and ``channels``; every REST
-call is in ``calls``; unknown endpoints land in ``unhandled`` (404) and handler crashes in
-``server_errors`` (500); a request the client cut off (a killed bot) is recorded as 499.
+call is in ``calls``; unknown endpoints land in ``unhandled`` (404), handler crashes in
+``server_errors`` (500), requests the client gave up on while sending them in ``dropped``, and a
+request the client cut off later (a killed bot) is answered 499.
 Faults are queued with ``rate_limit_next``, ``fail_next``, ``forbid_thread_creation``,
 ``refuse_thread_creation_at_limit`` and ``fail_uploads``; the upload limit follows the guild's
 boost tier. Threads can be archived or locked (``archive_thread``) and
@@ -407,6 +408,7 @@ class FakeDiscord:
         self.calls: list[RecordedCall] = []
         self.unhandled: list[RecordedCall] = []
         self.server_errors: list[str] = []
+        self.dropped: list[RecordedCall] = []  # the client left while sending them
         self.cdn_requests: list[tuple[str, int]] = []
         self.gateway_received: list[JSON] = []  # ops from the bot; IDENTIFY/RESUME token redacted
         self.gateway_queries: list[dict[str, str]] = []  # ?v=10&encoding=json&compress=...
@@ -1141,8 +1143,16 @@ class FakeDiscord:
                 request.method, path, template, dict(request.query), None, [], authorized
             )
             self.calls.append(call)
+            self._notify()
             try:
-                body, parts = await _read_body(request)
+                try:
+                    body, parts = await _read_body(request)
+                except ConnectionResetError:
+                    # The client went away mid-request (the bot stopped or was killed): nothing
+                    # to answer, and no fault of the fake. The call keeps status 0 (unanswered).
+                    self.dropped.append(call)
+                    self._notify()
+                    return web.Response(status=499)
                 call.json = body
                 call.files = [
                     UploadedFile(p.field, p.filename, len(p.data), p.content_type) for p in parts
