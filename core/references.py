@@ -4,6 +4,10 @@ Everything a request can be refused for is found here, before any quota or credi
 reported all at once so the user can fix everything in one go. Plain values in, plain values out:
 the Discord side turns a ``discord.Attachment`` into an :class:`Attachment` first.
 
+What a file claims to be (content type, name) is checked against what its first bytes are when
+the caller passes ``contents`` (from :class:`core.sniffing.Sniffer`): new files always, reused
+files (rerolls) never, since they were checked when first given and keep the type found then.
+
 Labels. The API names images "Image 1", "Image 2", … in ``image_urls`` order and videos "Video 1", …
 in ``video_urls`` order. We order references by the user's slot number (the "ref N" option), so
 "ref 1 video, ref 2 image, ref 3 video" becomes Video 1, Image 1, Video 2.
@@ -12,9 +16,9 @@ in ``video_urls`` order. We order references by the user's slot number (the "ref
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Literal, cast
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 from urllib.parse import urlsplit
 
 from core.errors import UserError
@@ -37,6 +41,10 @@ from core.request import (
     GenerationRequest,
     Reference,
 )
+from core.text import clean, fit_lines, has_visible, unencodable
+
+if TYPE_CHECKING:
+    from core.sniffing import Sniffed
 
 Kind = Literal["image", "video"]
 KINDS: Final[tuple[Kind, ...]] = ("image", "video")
@@ -131,9 +139,38 @@ _FRIENDLY_NAMES: Final = {
     "video/x-m4v": "an M4V video",
     "audio/flac": "FLAC audio",
     "audio/x-flac": "FLAC audio",
+    "application/zip": "a ZIP archive",
+    "application/x-rar-compressed": "a RAR archive",
+    "application/x-7z-compressed": "a 7z archive",
+    "application/gzip": "a gzip archive",
+    "application/pdf": "a PDF document",
+    "text/html": "a web page",
 }
 
 _MAX_SHOWN_FILENAME: Final = 60
+_MAX_SHOWN_VALUE: Final = 40
+# A prompt naming dozens of missing labels gets one line that names the first few.
+_MAX_LISTED_LABELS: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class _Role:
+    """What a file is for: the types it may be, and what to attach instead."""
+
+    allowed: frozenset[str]
+    fix: str
+
+
+_REFERENCE_ROLE: Final = _Role(
+    frozenset(IMAGE_TYPES) | frozenset(VIDEO_TYPES),
+    f"attach the image or video itself ({IMAGE_FORMATS_TEXT}; {VIDEO_FORMATS_TEXT})",
+)
+_START_ROLE: Final = _Role(
+    frozenset(IMAGE_TYPES), f"attach the image itself ({IMAGE_FORMATS_TEXT})"
+)
+_VOICE_ROLE: Final = _Role(
+    frozenset(VOICE_TYPES), f"attach the sound file itself ({VOICE_FORMATS_TEXT})"
+)
 
 
 class InvalidInput(UserError):
@@ -143,11 +180,16 @@ class InvalidInput(UserError):
         self.problems = problems
         super().__init__("\n".join(problems))
         # What the user sees: every problem at once, and the reassurance that nothing was spent.
-        self.message = (
-            "I can't make this video yet:\n"
-            + "\n".join(f"- {problem}" for problem in problems)
-            + "\nNothing was charged."
-        )
+        self.message = self.render()
+
+    def render(self, limit: int | None = None, measure: Callable[[str], int] = len) -> str:
+        """The message; within ``limit`` (by ``measure``), problems past it become "…and N more"."""
+        head, tail = "I can't make this video yet:", "Nothing was charged."
+        lines = [f"- {problem}" for problem in self.problems]
+        if limit is not None:
+            budget = limit - measure(head) - measure(tail) - 2 * measure("\n")
+            lines = fit_lines(lines, budget, more="- …and {n} more", measure=measure)
+        return "\n".join([head, *lines, tail])
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,11 +350,11 @@ def normalise_aspect_ratio(value: str) -> str | None:
 
 
 def resolution_problem(value: str) -> str:
-    return f"resolution {value!r} is not offered: use {_or_list(RESOLUTIONS)}"
+    return f"resolution {_shown_value(value)} is not offered: use {_or_list(RESOLUTIONS)}"
 
 
 def aspect_ratio_problem(value: str) -> str:
-    return f"aspect ratio {value!r} is not offered: use {_or_list(ASPECT_RATIOS)}"
+    return f"aspect ratio {_shown_value(value)} is not offered: use {_or_list(ASPECT_RATIOS)}"
 
 
 def duration_problem(value: int) -> str | None:
@@ -354,11 +396,15 @@ def build_request(
     start_image: Attachment | None = None,
     *,
     stray_voices: Mapping[int, Attachment] | None = None,
+    contents: Mapping[str, Sniffed] | None = None,
 ) -> BuiltRequest:
     """Validate everything and build the request; raise :class:`InvalidInput` with every problem.
 
-    Kind comes from the content type, or the filename extension when Discord gives none (or a
-    generic one). References are labelled per kind in slot order. Voice clips: see
+    Kind comes from the file's first bytes when ``contents`` (by URL) has them: a file whose
+    bytes are not what its type or name claims, an empty file and an unreadable one are refused;
+    an image's size comes from its header when Discord gave none. Without ``contents`` (or for a
+    file it lacks), kind comes from the content type, or the filename extension when Discord gives
+    none (or a generic one). References are labelled per kind in slot order. Voice clips: see
     :data:`VOICE_TYPES` (MP3, WAV, M4A/AAC, OGG/Opus, at most :data:`VOICE_MAX_BYTES`).
     Warnings (never refusals): a reference the prompt doesn't name; an aspect ratio that a
     start image overrides.
@@ -378,35 +424,38 @@ def build_request(
     labelled: list[LabelledReference] = []
     counts: dict[Kind, int] = {"image": 0, "video": 0}
     all_kinds_known = True
+
+    def sniffed(att: Attachment) -> Sniffed | None:
+        return None if contents is None else contents.get(att.url)
+
     for ref in ordered:
         who = f"ref {ref.slot} ({_shown_name(ref.media)})"
-        kind, media_problems = _check_media(who, ref.media)
+        kind, media, media_problems = _check_media(who, ref.media, sniffed(ref.media))
         problems += media_problems
-        if ref.voice is not None:
-            problems += _check_voice(f"voice {ref.slot} ({_shown_name(ref.voice)})", ref.voice)
+        clip = ref.voice
+        if clip is not None:
+            who = f"voice {ref.slot} ({_shown_name(clip)})"
+            clip, voice_problems = _check_voice(who, clip, sniffed(clip))
+            problems += voice_problems
         if kind is None:
             all_kinds_known = False
             continue
         counts[kind] += 1
-        labelled.append(LabelledReference(ref.slot, kind, counts[kind], ref.media, ref.voice))
+        labelled.append(LabelledReference(ref.slot, kind, counts[kind], media, clip))
 
     if start_image is not None:
         who = f"start image ({_shown_name(start_image)})"
-        problems += _check_media(who, start_image, images_only=True)[1]
+        problems += _check_media(who, start_image, sniffed(start_image), images_only=True)[2]
 
-    text = normalise_labels(prompt.strip())
-    problems += _prompt_problems(prompt.strip(), text)
+    text, prompt_problems = _prompt_text(prompt)
+    problems += prompt_problems
     # With no references, or one of unknown kind, the counts are not what the user meant: any
     # label mismatch would be a side effect of a problem reported already.
     if ordered and all_kinds_known:
         problems += _label_problems(find_labels(text), counts)
 
-    negative = (options.negative_prompt or "").strip() or None
-    if negative is not None and len(negative) > NEGATIVE_PROMPT_MAX_CHARS:
-        problems.append(
-            f"the negative prompt is {len(negative)} characters: "
-            f"at most {NEGATIVE_PROMPT_MAX_CHARS}"
-        )
+    negative, negative_problems = _negative_text(options.negative_prompt)
+    problems += negative_problems
 
     aspect_ratio: str | None = None
     if options.aspect_ratio is not None and options.aspect_ratio.strip():
@@ -481,10 +530,15 @@ def _slot_problems(ordered: Sequence[ReferenceInput]) -> list[str]:
 
 
 def _check_media(
-    who: str, att: Attachment, *, images_only: bool = False
-) -> tuple[Kind | None, list[str]]:
-    """The attachment's kind (None if unusable) and the problems with it."""
-    problems = _url_problems(who, att)
+    who: str, att: Attachment, sniffed: Sniffed | None, *, images_only: bool = False
+) -> tuple[Kind | None, Attachment, list[str]]:
+    """The attachment's kind (None if unusable), the attachment as its bytes describe it, and
+    the problems with it."""
+    problems = _url_problems(who, att) + _name_problems(who, att)
+    role = _START_ROLE if images_only else _REFERENCE_ROLE
+    att, content_problem = _as_sniffed(who, att, None if problems else sniffed, role)
+    if content_problem is not None:
+        return None, att, [*problems, content_problem]
     mime = _effective_type(att)
     kind: Kind | None = None
     if mime in IMAGE_TYPES:
@@ -518,20 +572,73 @@ def _check_media(
                     f"{who} is {att.width}×{att.height} px: each side must be "
                     f"{IMAGE_MIN_SIDE_PX}–{IMAGE_MAX_SIDE_PX} px"
                 )
+        elif sniffed is not None:
+            # Neither Discord nor the header knows its size: the API may well refuse it too.
+            problems.append(
+                f"{who} has no size in pixels that can be read: save it again as PNG or JPEG"
+            )
     elif att.size > VIDEO_MAX_BYTES:
         problems.append(_too_big(who, att.size, "videos", VIDEO_MAX_BYTES))
-    return kind, problems
+    return kind, att, problems
 
 
-def _check_voice(who: str, att: Attachment) -> list[str]:
-    problems = _url_problems(who, att)
+def _check_voice(
+    who: str, att: Attachment, sniffed: Sniffed | None
+) -> tuple[Attachment, list[str]]:
+    problems = _url_problems(who, att) + _name_problems(who, att)
+    att, content_problem = _as_sniffed(who, att, None if problems else sniffed, _VOICE_ROLE)
+    if content_problem is not None:
+        return att, [*problems, content_problem]
     mime = _effective_type(att)
     if mime not in VOICE_TYPES:
         what = _describe_type(mime) if mime.startswith("audio/") else "not audio"
         problems.append(f"{who} is {what}: voice clips must be {VOICE_FORMATS_TEXT}")
     elif att.size > VOICE_MAX_BYTES:
         problems.append(_too_big(who, att.size, "voice clips", VOICE_MAX_BYTES))
-    return problems
+    return att, problems
+
+
+def _as_sniffed(
+    who: str, att: Attachment, sniffed: Sniffed | None, role: _Role
+) -> tuple[Attachment, str | None]:
+    """``att`` as its first bytes describe it, or why its bytes can't be used for ``role``.
+
+    The bytes decide the type (a JPEG named ``.png`` is a JPEG), but a file whose bytes are of
+    another kind than it claims (a ZIP or a web page named ``.jpg``, a picture named ``.mp3``)
+    is refused: the member meant something else. An image's size comes from its header when
+    Discord gave none.
+    """
+    if sniffed is None:
+        return att, None
+    if sniffed.error is not None:
+        return att, f"{who} could not be read ({sniffed.error}): attach it again"
+    if sniffed.empty:
+        return att, f"{who} is empty (0 bytes): {role.fix}"
+    claimed = _effective_type(att)
+    actual = sniffed.mime
+    if actual is None:
+        if claimed in role.allowed:
+            return att, (
+                f"{who} says it is {_describe_type(claimed)} but its contents are not an "
+                f"image, video or sound format: {role.fix}"
+            )
+        return att, None  # the type checks that follow say what it claims to be
+    if claimed and claimed.partition("/")[0] != actual.partition("/")[0]:
+        return att, (
+            f"{who} says it is {_describe_type(claimed)} but its contents are "
+            f"{_describe_type(actual)}: {role.fix}"
+        )
+    width, height = att.width, att.height
+    if actual.startswith("image/") and (width is None or height is None):
+        width, height = sniffed.width, sniffed.height
+    return replace(att, content_type=actual, width=width, height=height), None
+
+
+def _name_problems(who: str, att: Attachment) -> list[str]:
+    bad = unencodable(att.filename)
+    if bad is None:
+        return []
+    return [f"{who} has a broken character ({bad}) in its name: rename the file"]
 
 
 def _url_problems(who: str, att: Attachment) -> list[str]:
@@ -543,9 +650,48 @@ def _url_problems(who: str, att: Attachment) -> list[str]:
     return []
 
 
-def _prompt_problems(stripped: str, sent: str) -> list[str]:
-    if not stripped:
-        return ["the prompt is empty: describe the scene, naming references as Image 1, Video 1, …"]
+def _prompt_text(prompt: str) -> tuple[str, list[str]]:
+    """The prompt as it will be sent (clean, labels spelled out) and the problems with it."""
+    bad = unencodable(prompt)
+    if bad is not None:
+        return "", [_broken_text("the prompt", bad)]
+    cleaned = clean(prompt)
+    sent = normalise_labels(cleaned)
+    if not has_visible(cleaned):
+        why = " (it has only invisible characters)" if prompt.strip() else ""
+        return sent, [
+            f"the prompt is empty{why}: describe the scene, naming references as "
+            "Image 1, Video 1, …"
+        ]
+    return sent, _prompt_length_problems(cleaned, sent)
+
+
+def _negative_text(negative: str | None) -> tuple[str | None, list[str]]:
+    """The negative prompt to send (None: none, or only invisible characters), and problems."""
+    if negative is None:
+        return None, []
+    bad = unencodable(negative)
+    if bad is not None:
+        return None, [_broken_text("the negative prompt", bad)]
+    cleaned = clean(negative)
+    if not has_visible(cleaned):
+        return None, []
+    if len(cleaned) > NEGATIVE_PROMPT_MAX_CHARS:
+        return cleaned, [
+            f"the negative prompt is {len(cleaned)} characters: at most {NEGATIVE_PROMPT_MAX_CHARS}"
+        ]
+    return cleaned, []
+
+
+def _broken_text(what: str, character: str) -> str:
+    # A lone surrogate: half of an emoji or rare character, cut by a broken client or a bad paste.
+    return (
+        f"{what} contains a broken character ({character}) that can't be sent: "
+        "type it again, or paste it from somewhere else"
+    )
+
+
+def _prompt_length_problems(stripped: str, sent: str) -> list[str]:
     if len(sent) <= PROMPT_MAX_CHARS:
         return []
     if len(stripped) > PROMPT_MAX_CHARS:
@@ -558,18 +704,37 @@ def _prompt_problems(stripped: str, sent: str) -> list[str]:
 
 
 def _label_problems(named: set[tuple[Kind, int]], counts: Mapping[Kind, int]) -> list[str]:
+    """One line per kind and reason, however many labels it names."""
     problems = []
-    for kind, index in sorted(named):
+    for kind in KINDS:
         count = counts[kind]
-        label = format_label(kind, index)
-        if index < 1:
-            problems.append(f"the prompt names {label} but labels start at {format_label(kind, 1)}")
-        elif index > count:
+        indexes = sorted(index for named_kind, index in named if named_kind == kind)
+        below = [index for index in indexes if index < 1]
+        beyond = [index for index in indexes if index > count]
+        if below:
+            problems.append(
+                f"the prompt names {_label_list(kind, below)} "
+                f"but labels start at {format_label(kind, 1)}"
+            )
+        if beyond:
             attached = (
                 f"no {kind}s" if count == 0 else f"only {count} {kind}{'s' if count > 1 else ''}"
             )
-            problems.append(f"the prompt names {label} but you attached {attached}")
+            problems.append(
+                f"the prompt names {_label_list(kind, beyond)} but you attached {attached}"
+            )
     return problems
+
+
+def _label_list(kind: Kind, indexes: Sequence[int]) -> str:
+    """The labels as a phrase: "Image 3 and Image 4", or the first few and "…and N more,"."""
+    labels = [format_label(kind, index) for index in indexes]
+    if len(labels) > _MAX_LISTED_LABELS:
+        shown = ", ".join(labels[:_MAX_LISTED_LABELS])
+        return f"{shown} …and {len(labels) - _MAX_LISTED_LABELS} more,"
+    if len(labels) == 1:
+        return labels[0]
+    return ", ".join(labels[:-1]) + f" and {labels[-1]}"
 
 
 def is_audio(att: Attachment) -> bool:
@@ -590,6 +755,8 @@ def _describe_type(mime: str) -> str:
     """What a file is, after "is": "a GIF", "an MP4 video", "MP3 audio", "of type text/plain"."""
     if mime in _FRIENDLY_NAMES:
         return _FRIENDLY_NAMES[mime]
+    if mime in IMAGE_TYPES:
+        return f"a {IMAGE_TYPES[mime]} image"
     if mime in VIDEO_TYPES:
         return f"an {VIDEO_TYPES[mime]} video"
     if mime in VOICE_TYPES:
@@ -607,10 +774,18 @@ def _too_big(who: str, size: int, what: str, limit: int) -> str:
 
 
 def _shown_name(att: Attachment) -> str:
-    name = att.filename
+    # A character that can't be sent would make the whole message unsendable.
+    name = att.filename.encode("utf-8", "replace").decode("utf-8")
     if len(name) > _MAX_SHOWN_FILENAME:
         name = name[: _MAX_SHOWN_FILENAME - 1] + "…"
     return name
+
+
+def _shown_value(value: str) -> str:
+    """A member's value quoted in a refusal, cut short (an option may be 6,000 characters)."""
+    if len(value) > _MAX_SHOWN_VALUE:
+        value = value[: _MAX_SHOWN_VALUE - 1] + "…"
+    return repr(value)
 
 
 def _or_list(values: Sequence[str]) -> str:
