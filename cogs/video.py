@@ -24,6 +24,7 @@ from discord.ext import commands
 from cogs import presenter
 from cogs.delivery import DiscordDelivery, status_channel_id
 from cogs.errors import describe_error
+from cogs.limits import CONTENT_MAX, fit_content, fit_text, length
 from cogs.permissions import is_moderator
 from cogs.reference_copies import Copies, copies_on_message
 from cogs.views import DeleteButton, RerollButton
@@ -41,6 +42,8 @@ from core.references import (
 from core.reply_flags import parse_reply
 from core.request import ASPECT_RATIOS, RESOLUTIONS, SEED_MAX, GenerationRequest
 from core.service import Requester
+from core.sniffing import Sniffer
+from core.text import has_visible
 
 if TYPE_CHECKING:
     from bot import WanBot
@@ -142,6 +145,7 @@ class VideoCog(commands.Cog, name="Video"):
     def __init__(self, bot: WanBot) -> None:
         self.bot = bot
         self.delivery = DiscordDelivery(bot, edit_interval=bot.settings.status_edit_interval)
+        self.sniffer = Sniffer(bot.session)
 
     async def cog_load(self) -> None:
         self.bot.tracker.set_events(self.delivery)
@@ -218,6 +222,10 @@ class VideoCog(commands.Cog, name="Video"):
             if att is not None
         }
         references, stray_voices = pair_slots(media, voices)
+        start = to_core_attachment(start_image) if start_image else None
+        files = [*media.values(), *voices.values(), *([start] if start else [])]
+        # What each file really is, from its first bytes (all at once), before anything is spent.
+        contents = await self.sniffer.sniff_all(files)
         options = GenerationOptions(
             negative_prompt=negative_prompt,
             aspect_ratio=aspect_ratio,
@@ -230,8 +238,9 @@ class VideoCog(commands.Cog, name="Video"):
             prompt,
             references,
             options,
-            start_image=to_core_attachment(start_image) if start_image else None,
+            start_image=start,
             stray_voices=stray_voices,
+            contents=contents,
         )
         job = await self.bot.service.accept(who, built)
         await self._acknowledge(interaction, job, built)
@@ -266,7 +275,9 @@ class VideoCog(commands.Cog, name="Video"):
         where = f"{job.guild_id}/{status_channel_id(job)}/{job.status_message_id}"
         link = f"https://discord.com/channels/{where}"
         try:
-            await answer.edit(content=presenter.shorten(f"{text}\n\nStatus: {link}", 2000))
+            suffix = f"\n\nStatus: {link}"
+            content = fit_text(text, CONTENT_MAX - length(suffix)) + suffix
+            await answer.edit(content=content)
         except discord.HTTPException as exc:
             log.info("job %s: could not add the status link (HTTP %s)", job.id, exc.status)
 
@@ -287,7 +298,12 @@ class VideoCog(commands.Cog, name="Video"):
             # New characters: the old start frame would not match them, so it is dropped.
             references, stray = split_reply_attachments(reply.attachments)
             copies = copies_on_message(reply, reply_file_keys(reply.attachments))
-            return build_request(prompt, references, options, stray_voices=stray), copies
+            files = [to_core_attachment(attachment) for attachment in reply.attachments]
+            contents = await self.sniffer.sniff_all(files)
+            built = build_request(
+                prompt, references, options, stray_voices=stray, contents=contents
+            )
+            return built, copies
         fresh = await self.delivery.keeper.fresh_urls(old)
         references = [
             ReferenceInput(
@@ -373,7 +389,8 @@ class VideoCog(commands.Cog, name="Video"):
         who = requester_of(message)
         await self.bot.service.check_allowed(who)  # refuse banned members before any work
         parsed = parse_reply(message.content, self.bot.user.id if self.bot.user else None)
-        prompt = parsed.prompt or old.request.prompt
+        # Nothing visible (only zero-width characters, say) is no new prompt.
+        prompt = parsed.prompt if has_visible(parsed.prompt) else old.request.prompt
         # A reply asks for a new video: a fresh seed unless the reply names one.
         seed = parsed.overrides.seed if parsed.overrides.seed is not None else random_seed()
         options = replace(parsed.overrides.apply(options_from(old.request, None)), seed=seed)
@@ -392,7 +409,7 @@ class VideoCog(commands.Cog, name="Video"):
     async def _answer(message: discord.Message, text: str) -> None:
         try:
             await message.reply(
-                presenter.shorten(text, 2000),
+                fit_content(text),
                 mention_author=False,
                 allowed_mentions=discord.AllowedMentions.none(),
             )
