@@ -4,9 +4,9 @@ Everything a request can be refused for is found here, before any quota or credi
 reported all at once so the user can fix everything in one go. Plain values in, plain values out:
 the Discord side turns a ``discord.Attachment`` into an :class:`Attachment` first.
 
-What a file claims to be (content type, name) is checked against what its first bytes are when
-the caller passes ``contents`` (from :class:`core.sniffing.Sniffer`): new files always, reused
-files (rerolls) never, since they were checked when first given and keep the type found then.
+Each file is checked by :mod:`core.attachments`, against what its first bytes are when the caller
+passes ``contents`` (from :class:`core.sniffing.Sniffer`): new files always, reused files (rerolls)
+never, since they were checked when first given and keep the type found then.
 
 Labels. The API names images "Image 1", "Image 2", … in ``image_urls`` order and videos "Video 1", …
 in ``video_urls`` order. We order references by the user's slot number (the "ref N" option), so
@@ -17,10 +17,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Final, Literal, cast
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, cast
 
+# "X as X": also importable from here, where the rest of the code has always found them.
+from core.attachments import IMAGE_FORMATS_TEXT as IMAGE_FORMATS_TEXT
+from core.attachments import KINDS, Kind, check_media, check_voice, shown_name
+from core.attachments import VIDEO_FORMATS_TEXT as VIDEO_FORMATS_TEXT
+from core.attachments import VOICE_FORMATS_TEXT as VOICE_FORMATS_TEXT
+from core.attachments import VOICE_MAX_BYTES as VOICE_MAX_BYTES
+from core.attachments import Attachment as Attachment
+from core.attachments import is_audio as is_audio
 from core.errors import UserError
 from core.request import (
     ASPECT_RATIOS,
@@ -28,16 +35,12 @@ from core.request import (
     DEFAULT_RESOLUTION,
     DURATION_MAX,
     DURATION_MIN,
-    IMAGE_MAX_BYTES,
-    IMAGE_MAX_SIDE_PX,
-    IMAGE_MIN_SIDE_PX,
     MAX_REFERENCES,
     NEGATIVE_PROMPT_MAX_CHARS,
     PROMPT_MAX_CHARS,
     RESOLUTIONS,
     SEED_MAX,
     SEED_MIN,
-    VIDEO_MAX_BYTES,
     GenerationRequest,
     Reference,
 )
@@ -46,131 +49,9 @@ from core.text import clean, fit_lines, has_visible, unencodable
 if TYPE_CHECKING:
     from core.sniffing import Sniffed
 
-Kind = Literal["image", "video"]
-KINDS: Final[tuple[Kind, ...]] = ("image", "video")
-
-# Content types the API takes, with the name users know them by.
-IMAGE_TYPES: Final = {
-    "image/jpeg": "JPEG",
-    "image/jpg": "JPEG",
-    "image/pjpeg": "JPEG",
-    "image/png": "PNG",
-    "image/bmp": "BMP",
-    "image/x-ms-bmp": "BMP",
-    "image/x-bmp": "BMP",
-    "image/webp": "WEBP",
-}
-VIDEO_TYPES: Final = {"video/mp4": "MP4", "video/quicktime": "MOV"}
-
-# Voice clips. The API documents `reference_voice` only as "an audio URL"; sibling Wan endpoints
-# document MP3 and WAV. We also take M4A/AAC (what phones record) and OGG/Opus (what Discord voice
-# messages are), the common speech formats a user is likely to have. FLAC and other lossless or
-# exotic formats are refused: a voice sample gains nothing from them, and an unsupported file
-# would only fail after the task was paid for.
-VOICE_TYPES: Final = {
-    "audio/mpeg": "MP3",
-    "audio/mp3": "MP3",
-    "audio/wav": "WAV",
-    "audio/x-wav": "WAV",
-    "audio/wave": "WAV",
-    "audio/vnd.wave": "WAV",
-    "audio/mp4": "M4A",
-    "audio/x-m4a": "M4A",
-    "audio/m4a": "M4A",
-    "audio/aac": "AAC",
-    "audio/x-aac": "AAC",
-    "audio/ogg": "OGG",
-    "audio/opus": "Opus",
-}
-# Not documented for this endpoint. Sibling Wan audio inputs are capped at 15 MB; a 30 s
-# 48 kHz stereo WAV is about 6 MB, so this fits any sensible voice sample and refuses songs.
-VOICE_MAX_BYTES: Final = 15 * 1000 * 1000
-
-IMAGE_FORMATS_TEXT: Final = "JPEG, PNG, BMP or WEBP"
-VIDEO_FORMATS_TEXT: Final = "MP4 or MOV"
-VOICE_FORMATS_TEXT: Final = "MP3, WAV, M4A/AAC or OGG/Opus"
-
-# For when Discord gives no useful content type. Includes formats we refuse, so that the refusal
-# can say what the file is ("is a GIF") rather than just "unknown".
-_TYPE_BY_EXTENSION: Final = {
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "jpe": "image/jpeg",
-    "jfif": "image/jpeg",
-    "png": "image/png",
-    "bmp": "image/bmp",
-    "webp": "image/webp",
-    "gif": "image/gif",
-    "heic": "image/heic",
-    "heif": "image/heif",
-    "avif": "image/avif",
-    "tif": "image/tiff",
-    "tiff": "image/tiff",
-    "svg": "image/svg+xml",
-    "mp4": "video/mp4",
-    "mov": "video/quicktime",
-    "webm": "video/webm",
-    "mkv": "video/x-matroska",
-    "avi": "video/x-msvideo",
-    "m4v": "video/x-m4v",
-    "mp3": "audio/mpeg",
-    "wav": "audio/wav",
-    "m4a": "audio/mp4",
-    "aac": "audio/aac",
-    "ogg": "audio/ogg",
-    "oga": "audio/ogg",
-    "opus": "audio/opus",
-    "flac": "audio/flac",
-}
-_GENERIC_TYPES: Final = frozenset(
-    {"", "application/octet-stream", "binary/octet-stream", "application/unknown"}
-)
-# Friendlier names for formats users commonly try, for refusals ("is a GIF").
-_FRIENDLY_NAMES: Final = {
-    "image/gif": "a GIF",
-    "image/heic": "a HEIC image",
-    "image/heif": "a HEIF image",
-    "image/avif": "an AVIF image",
-    "image/tiff": "a TIFF image",
-    "image/svg+xml": "an SVG image",
-    "video/webm": "a WEBM video",
-    "video/x-matroska": "an MKV video",
-    "video/x-msvideo": "an AVI video",
-    "video/x-m4v": "an M4V video",
-    "audio/flac": "FLAC audio",
-    "audio/x-flac": "FLAC audio",
-    "application/zip": "a ZIP archive",
-    "application/x-rar-compressed": "a RAR archive",
-    "application/x-7z-compressed": "a 7z archive",
-    "application/gzip": "a gzip archive",
-    "application/pdf": "a PDF document",
-    "text/html": "a web page",
-}
-
-_MAX_SHOWN_FILENAME: Final = 60
 _MAX_SHOWN_VALUE: Final = 40
 # A prompt naming dozens of missing labels gets one line that names the first few.
 _MAX_LISTED_LABELS: Final = 5
-
-
-@dataclass(frozen=True, slots=True)
-class _Role:
-    """What a file is for: the types it may be, and what to attach instead."""
-
-    allowed: frozenset[str]
-    fix: str
-
-
-_REFERENCE_ROLE: Final = _Role(
-    frozenset(IMAGE_TYPES) | frozenset(VIDEO_TYPES),
-    f"attach the image or video itself ({IMAGE_FORMATS_TEXT}; {VIDEO_FORMATS_TEXT})",
-)
-_START_ROLE: Final = _Role(
-    frozenset(IMAGE_TYPES), f"attach the image itself ({IMAGE_FORMATS_TEXT})"
-)
-_VOICE_ROLE: Final = _Role(
-    frozenset(VOICE_TYPES), f"attach the sound file itself ({VOICE_FORMATS_TEXT})"
-)
 
 
 class InvalidInput(UserError):
@@ -190,39 +71,6 @@ class InvalidInput(UserError):
             budget = limit - measure(head) - measure(tail) - 2 * measure("\n")
             lines = fit_lines(lines, budget, more="- …and {n} more", measure=measure)
         return "\n".join([head, *lines, tail])
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    """A file the user attached, as plain data (built from a ``discord.Attachment``)."""
-
-    url: str
-    filename: str
-    content_type: str | None
-    size: int
-    width: int | None = None
-    height: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "filename": self.filename,
-            "content_type": self.content_type,
-            "size": self.size,
-            "width": self.width,
-            "height": self.height,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Attachment:
-        return cls(
-            url=str(data["url"]),
-            filename=str(data["filename"]),
-            content_type=data.get("content_type"),
-            size=int(data["size"]),
-            width=data.get("width"),
-            height=data.get("height"),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,9 +148,9 @@ def render_label_map(references: Iterable[LabelledReference]) -> str:
     """One line per reference, e.g. ``ref 1 → Image 1 (cat.png, voice: meow.mp3)``."""
     lines = []
     for ref in sorted(references, key=lambda r: r.slot):
-        files = _shown_name(ref.media)
+        files = shown_name(ref.media)
         if ref.voice is not None:
-            files += f", voice: {_shown_name(ref.voice)}"
+            files += f", voice: {shown_name(ref.voice)}"
         lines.append(f"ref {ref.slot} → {ref.label} ({files})")
     return "\n".join(lines)
 
@@ -416,7 +264,7 @@ def build_request(
     problems += _slot_problems(ordered)
     for slot, voice in sorted((stray_voices or {}).items()):
         problems.append(
-            f"voice {slot} ({_shown_name(voice)}) has no ref {slot} to go with: "
+            f"voice {slot} ({shown_name(voice)}) has no ref {slot} to go with: "
             f"attach ref {slot} or remove voice {slot}"
         )
 
@@ -429,13 +277,13 @@ def build_request(
         return None if contents is None else contents.get(att.url)
 
     for ref in ordered:
-        who = f"ref {ref.slot} ({_shown_name(ref.media)})"
-        kind, media, media_problems = _check_media(who, ref.media, sniffed(ref.media))
+        who = f"ref {ref.slot} ({shown_name(ref.media)})"
+        kind, media, media_problems = check_media(who, ref.media, sniffed(ref.media))
         problems += media_problems
         clip = ref.voice
         if clip is not None:
-            who = f"voice {ref.slot} ({_shown_name(clip)})"
-            clip, voice_problems = _check_voice(who, clip, sniffed(clip))
+            who = f"voice {ref.slot} ({shown_name(clip)})"
+            clip, voice_problems = check_voice(who, clip, sniffed(clip))
             problems += voice_problems
         if kind is None:
             all_kinds_known = False
@@ -444,8 +292,8 @@ def build_request(
         labelled.append(LabelledReference(ref.slot, kind, counts[kind], media, clip))
 
     if start_image is not None:
-        who = f"start image ({_shown_name(start_image)})"
-        problems += _check_media(who, start_image, sniffed(start_image), images_only=True)[2]
+        who = f"start image ({shown_name(start_image)})"
+        problems += check_media(who, start_image, sniffed(start_image), images_only=True)[2]
 
     text, prompt_problems = _prompt_text(prompt)
     problems += prompt_problems
@@ -484,7 +332,7 @@ def build_request(
     for item in labelled:
         if (item.kind, item.index) not in named:
             warnings.append(
-                f"{item.label} ({_shown_name(item.media)}) is not named in the prompt; "
+                f"{item.label} ({shown_name(item.media)}) is not named in the prompt; "
                 "the model may ignore it"
             )
 
@@ -527,127 +375,6 @@ def _slot_problems(ordered: Sequence[ReferenceInput]) -> list[str]:
             problems.append(f"ref {ref.slot} is given more than once")
         seen.add(ref.slot)
     return problems
-
-
-def _check_media(
-    who: str, att: Attachment, sniffed: Sniffed | None, *, images_only: bool = False
-) -> tuple[Kind | None, Attachment, list[str]]:
-    """The attachment's kind (None if unusable), the attachment as its bytes describe it, and
-    the problems with it."""
-    problems = _url_problems(who, att) + _name_problems(who, att)
-    role = _START_ROLE if images_only else _REFERENCE_ROLE
-    att, content_problem = _as_sniffed(who, att, None if problems else sniffed, role)
-    if content_problem is not None:
-        return None, att, [*problems, content_problem]
-    mime = _effective_type(att)
-    kind: Kind | None = None
-    if mime in IMAGE_TYPES:
-        kind = "image"
-    elif mime in VIDEO_TYPES and not images_only:
-        kind = "video"
-
-    if kind is None:
-        if images_only:
-            rule = f"the start image must be {IMAGE_FORMATS_TEXT}"
-        elif mime.startswith("image/"):
-            rule = f"images must be {IMAGE_FORMATS_TEXT}"
-        elif mime.startswith("video/"):
-            rule = f"videos must be {VIDEO_FORMATS_TEXT}"
-        elif mime.startswith("audio/"):
-            rule = "references must be images or videos; give voice clips as a voice option"
-        else:
-            rule = (
-                f"references must be images ({IMAGE_FORMATS_TEXT}) or videos ({VIDEO_FORMATS_TEXT})"
-            )
-        problems.append(f"{who} is {_describe_type(mime)}: {rule}")
-    elif kind == "image":
-        if att.size > IMAGE_MAX_BYTES:
-            problems.append(_too_big(who, att.size, "images", IMAGE_MAX_BYTES))
-        if att.width is not None and att.height is not None:
-            sides_ok = all(
-                IMAGE_MIN_SIDE_PX <= side <= IMAGE_MAX_SIDE_PX for side in (att.width, att.height)
-            )
-            if not sides_ok:
-                problems.append(
-                    f"{who} is {att.width}×{att.height} px: each side must be "
-                    f"{IMAGE_MIN_SIDE_PX}–{IMAGE_MAX_SIDE_PX} px"
-                )
-        elif sniffed is not None:
-            # Neither Discord nor the header knows its size: the API may well refuse it too.
-            problems.append(
-                f"{who} has no size in pixels that can be read: save it again as PNG or JPEG"
-            )
-    elif att.size > VIDEO_MAX_BYTES:
-        problems.append(_too_big(who, att.size, "videos", VIDEO_MAX_BYTES))
-    return kind, att, problems
-
-
-def _check_voice(
-    who: str, att: Attachment, sniffed: Sniffed | None
-) -> tuple[Attachment, list[str]]:
-    problems = _url_problems(who, att) + _name_problems(who, att)
-    att, content_problem = _as_sniffed(who, att, None if problems else sniffed, _VOICE_ROLE)
-    if content_problem is not None:
-        return att, [*problems, content_problem]
-    mime = _effective_type(att)
-    if mime not in VOICE_TYPES:
-        what = _describe_type(mime) if mime.startswith("audio/") else "not audio"
-        problems.append(f"{who} is {what}: voice clips must be {VOICE_FORMATS_TEXT}")
-    elif att.size > VOICE_MAX_BYTES:
-        problems.append(_too_big(who, att.size, "voice clips", VOICE_MAX_BYTES))
-    return att, problems
-
-
-def _as_sniffed(
-    who: str, att: Attachment, sniffed: Sniffed | None, role: _Role
-) -> tuple[Attachment, str | None]:
-    """``att`` as its first bytes describe it, or why its bytes can't be used for ``role``.
-
-    The bytes decide the type (a JPEG named ``.png`` is a JPEG), but a file whose bytes are of
-    another kind than it claims (a ZIP or a web page named ``.jpg``, a picture named ``.mp3``)
-    is refused: the member meant something else. An image's size comes from its header when
-    Discord gave none.
-    """
-    if sniffed is None:
-        return att, None
-    if sniffed.error is not None:
-        return att, f"{who} could not be read ({sniffed.error}): attach it again"
-    if sniffed.empty:
-        return att, f"{who} is empty (0 bytes): {role.fix}"
-    claimed = _effective_type(att)
-    actual = sniffed.mime
-    if actual is None:
-        if claimed in role.allowed:
-            return att, (
-                f"{who} says it is {_describe_type(claimed)} but its contents are not an "
-                f"image, video or sound format: {role.fix}"
-            )
-        return att, None  # the type checks that follow say what it claims to be
-    if claimed and claimed.partition("/")[0] != actual.partition("/")[0]:
-        return att, (
-            f"{who} says it is {_describe_type(claimed)} but its contents are "
-            f"{_describe_type(actual)}: {role.fix}"
-        )
-    width, height = att.width, att.height
-    if actual.startswith("image/") and (width is None or height is None):
-        width, height = sniffed.width, sniffed.height
-    return replace(att, content_type=actual, width=width, height=height), None
-
-
-def _name_problems(who: str, att: Attachment) -> list[str]:
-    bad = unencodable(att.filename)
-    if bad is None:
-        return []
-    return [f"{who} has a broken character ({bad}) in its name: rename the file"]
-
-
-def _url_problems(who: str, att: Attachment) -> list[str]:
-    # The API fetches every file itself. (No check for size 0: callers use 0 for "unknown"
-    # when rebuilding a stored start image.)
-    parts = urlsplit(att.url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return [f"{who} is not at an http(s) URL, so the API can't fetch it"]
-    return []
 
 
 def _prompt_text(prompt: str) -> tuple[str, list[str]]:
@@ -735,50 +462,6 @@ def _label_list(kind: Kind, indexes: Sequence[int]) -> str:
     if len(labels) == 1:
         return labels[0]
     return ", ".join(labels[:-1]) + f" and {labels[-1]}"
-
-
-def is_audio(att: Attachment) -> bool:
-    """Whether a file is a sound (a voice clip), by its type or, failing that, its extension."""
-    return _effective_type(att).startswith("audio/")
-
-
-def _effective_type(att: Attachment) -> str:
-    """The content type, lower-cased, without parameters; from the extension when missing."""
-    mime = (att.content_type or "").split(";", 1)[0].strip().lower()
-    if mime in _GENERIC_TYPES:
-        _, dot, extension = att.filename.rpartition(".")
-        mime = _TYPE_BY_EXTENSION.get(extension.lower(), "") if dot else ""
-    return mime
-
-
-def _describe_type(mime: str) -> str:
-    """What a file is, after "is": "a GIF", "an MP4 video", "MP3 audio", "of type text/plain"."""
-    if mime in _FRIENDLY_NAMES:
-        return _FRIENDLY_NAMES[mime]
-    if mime in IMAGE_TYPES:
-        return f"a {IMAGE_TYPES[mime]} image"
-    if mime in VIDEO_TYPES:
-        return f"an {VIDEO_TYPES[mime]} video"
-    if mime in VOICE_TYPES:
-        return f"{VOICE_TYPES[mime]} audio"
-    if not mime:
-        return "of no recognisable type"
-    return f"of type {mime}"
-
-
-def _too_big(who: str, size: int, what: str, limit: int) -> str:
-    # Exact bytes when rounding to MB would hide that the file is over ("20 MB: at most 20 MB").
-    megabytes = f"{size / 1_000_000:.1f}".removesuffix(".0")
-    shown = f"{size:,} bytes" if float(megabytes) * 1_000_000 <= limit else f"{megabytes} MB"
-    return f"{who} is {shown}: {what} must be at most {limit // 1_000_000} MB"
-
-
-def _shown_name(att: Attachment) -> str:
-    # A character that can't be sent would make the whole message unsendable.
-    name = att.filename.encode("utf-8", "replace").decode("utf-8")
-    if len(name) > _MAX_SHOWN_FILENAME:
-        name = name[: _MAX_SHOWN_FILENAME - 1] + "…"
-    return name
 
 
 def _shown_value(value: str) -> str:

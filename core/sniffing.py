@@ -24,7 +24,7 @@ import filetype  # type: ignore[import-untyped]
 import imagesize  # type: ignore[import-untyped]
 from yarl import URL
 
-from core.references import Attachment
+from core.attachments import Attachment
 
 log = logging.getLogger(__name__)
 

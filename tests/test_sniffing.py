@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from core.references import Attachment
+from core.attachments import Attachment
 from core.sniffing import HEAD_BYTES, Sniffed, Sniffer, identify
 from tests.e2e.harness import GIF, MP3, mp4, png
 from tests.fakes.discord_server import FakeDiscord
