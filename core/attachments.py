@@ -186,9 +186,12 @@ def check_media(
 ) -> tuple[Kind | None, Attachment, list[str]]:
     """The attachment's kind (None if unusable), the attachment as its bytes describe it, and
     the problems with it."""
-    problems = _url_problems(who, att) + _name_problems(who, att)
+    url_problems = _url_problems(who, att)
+    problems = url_problems + _name_problems(who, att)
     role = _START_ROLE if images_only else _REFERENCE_ROLE
-    att, content_problem = _as_sniffed(who, att, None if problems else sniffed, role)
+    if url_problems:
+        sniffed = None  # not fetched: the URL is the problem
+    att, content_problem = _as_sniffed(who, att, sniffed, role)
     if content_problem is not None:
         return None, att, [*problems, content_problem]
     mime = _effective_type(att)
@@ -235,8 +238,11 @@ def check_media(
 
 
 def check_voice(who: str, att: Attachment, sniffed: Sniffed | None) -> tuple[Attachment, list[str]]:
-    problems = _url_problems(who, att) + _name_problems(who, att)
-    att, content_problem = _as_sniffed(who, att, None if problems else sniffed, _VOICE_ROLE)
+    url_problems = _url_problems(who, att)
+    problems = url_problems + _name_problems(who, att)
+    if url_problems:
+        sniffed = None  # not fetched: the URL is the problem
+    att, content_problem = _as_sniffed(who, att, sniffed, _VOICE_ROLE)
     if content_problem is not None:
         return att, [*problems, content_problem]
     mime = _effective_type(att)

@@ -988,3 +988,10 @@ def test_a_long_refusal_fits_its_limit_and_still_says_nothing_was_charged():
     assert lines[1 : 1 + shown] == [f"- {p}" for p in error.problems[:shown]]
     assert lines[-2] == f"- …and {60 - shown} more"
     assert error.render(10_000) == error.message
+
+
+def test_a_file_not_at_an_http_url_gets_one_problem_whatever_its_contents():
+    att = Attachment("ftp://example.invalid/cat.png", "cat.png", "image/png", 1000)
+    assert sniffed_problems(refs(att), {att.url: Sniffed(error="not at an http(s) URL")}) == [
+        "ref 1 (cat.png) is not at an http(s) URL, so the API can't fetch it"
+    ]
