@@ -17,6 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.errors import report_error
+from cogs.limits import fit_embed
 from cogs.permissions import BotServices, services
 from cogs.presenter import settings_line, shorten, state_line
 from core.errors import UserError
@@ -157,7 +158,7 @@ def quota_embed(
         embed.add_field(name=name, value=shorten("\n".join(lines), 1024), inline=False)
     else:
         embed.add_field(name="Being made now", value="Nothing right now.", inline=False)
-    return embed
+    return fit_embed(embed)
 
 
 # ----------------------------------------------------------------- /history
@@ -177,7 +178,7 @@ def history_embed(jobs: Sequence[Job], page: int, pages: int, total: int) -> dis
             inline=False,
         )
     embed.set_footer(text=f"Page {page + 1}/{pages} · {total} video(s), newest first")
-    return embed
+    return fit_embed(embed)
 
 
 class HistoryView(discord.ui.View):
@@ -352,7 +353,7 @@ def help_embed(*, bot_mention: str, message_content: bool, hd_multiplier: float)
         value=cost + "; failed or cancelled videos are refunded. See `/quota` and `/history`.",
         inline=False,
     )
-    return embed
+    return fit_embed(embed)
 
 
 # ----------------------------------------------------------------- the cog

@@ -26,6 +26,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.account import format_age, guild_member, job_link, role_ids, short_state
+from cogs.limits import fit_content, fit_embed
 from cogs.permissions import (
     BotServices,
     has_manage_server,
@@ -285,9 +286,9 @@ class AdminCog(commands.Cog, name="Admin"):
     ) -> None:
         kwargs: dict[str, Any] = {"ephemeral": True}
         if content is not None:
-            kwargs["content"] = content
+            kwargs["content"] = fit_content(content)
         if embed is not None:
-            kwargs["embed"] = embed
+            kwargs["embed"] = fit_embed(embed)
         if file is not None:
             kwargs["file"] = file
         await interaction.followup.send(**kwargs)

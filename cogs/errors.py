@@ -13,7 +13,9 @@ import secrets
 import discord
 from discord import app_commands
 
+from cogs.limits import CONTENT_MAX, fit_content, length
 from core.errors import UserError
+from core.references import InvalidInput
 from core.wan import WanOperatorError
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,9 @@ OPERATOR_MESSAGE = (
 def describe_error(error: BaseException) -> tuple[str, bool]:
     """(message for the user, whether it was unexpected)."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(original, InvalidInput):
+        # Its own list, cut to fit with "…and N more" and still ending in "Nothing was charged."
+        return original.render(CONTENT_MAX, measure=length), False
     if isinstance(original, UserError):
         return original.message, False
     if isinstance(original, app_commands.MissingPermissions | app_commands.CheckFailure):
@@ -42,6 +47,7 @@ def describe_error(error: BaseException) -> tuple[str, bool]:
 
 async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
     """Answer ephemerally whether or not the interaction was already acknowledged."""
+    text = fit_content(text)
     try:
         if interaction.response.is_done():
             await interaction.followup.send(text, ephemeral=True)

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 import discord
 
+from cogs.limits import fit_content, fit_embed
+from cogs.limits import shorten as shorten  # used by other cogs through this module
 from core.jobs import Job, JobState
 from core.references import render_label_map
 from core.request import GenerationRequest
@@ -30,10 +32,6 @@ _STATE_COLOURS: dict[JobState, discord.Colour] = {
     JobState.CANCELLED: discord.Colour.dark_grey(),
 }
 _EXPIRY = re.compile(r"(?:^|[?&~=])(?:exp|ex)=([0-9a-fA-F]+)")
-
-
-def shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def settings_line(request: GenerationRequest) -> str:
@@ -119,7 +117,7 @@ def status_embed(job: Job, note: str | None = None) -> discord.Embed:
     if thumbnail:
         embed.set_thumbnail(url=thumbnail)
     embed.set_footer(text=f"job {job.id} · {job.origin.value}")
-    return embed
+    return fit_embed(embed)
 
 
 def format_duration(seconds: float) -> str:
@@ -137,7 +135,7 @@ def accepted_text(job: Job, warnings: tuple[str, ...], label_map: str) -> str:
     ]
     if warnings:
         lines += ["", "**Heads-up:**", *(f"- {warning}" for warning in warnings)]
-    return shorten("\n".join(lines), 2000)
+    return fit_content("\n".join(lines))
 
 
 def delivery_marker(job: Job) -> str:
@@ -153,7 +151,7 @@ def link_text(job: Job, url: str, size: int | None, limit: int) -> str:
     size_part = f" ({size / 1_048_576:.1f} MB)" if size else ""
     expiry = link_expiry(url)
     lives = f"the link expires <t:{expiry}:R>" if expiry else "the link expires within about a day"
-    return (
+    return fit_content(
         f"<@{job.user_id}> {delivery_marker(job)}\n"
         f"It is too large to upload here{size_part}; this server's limit is"
         f" {limit / 1_048_576:.0f} MB. [Download it here]({url}) ({lives}, so save it soon)."
@@ -177,7 +175,7 @@ def delivery_embed(job: Job) -> discord.Embed:
     embed = discord.Embed(description=shorten(job.request.prompt, 1000))
     embed.add_field(name="Settings", value=settings_line(job.request), inline=False)
     embed.set_footer(text=f"job {job.id}")
-    return embed
+    return fit_embed(embed)
 
 
 def failure_text(job: Job) -> str:
@@ -191,4 +189,4 @@ def failure_text(job: Job) -> str:
     advice = failure_advice(job)
     if advice is not None:
         lines.append(advice)
-    return "\n".join(lines)
+    return fit_content("\n".join(lines))

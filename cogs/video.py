@@ -25,6 +25,7 @@ from cogs import presenter
 from cogs.casting import Casting, complete_characters
 from cogs.delivery import DiscordDelivery, status_channel_id
 from cogs.errors import describe_error
+from cogs.limits import CONTENT_MAX, fit_content, fit_text, length
 from cogs.mentions import without_bot_mentions, without_mentions
 from cogs.permissions import is_moderator
 from cogs.privately import tell_privately
@@ -45,6 +46,8 @@ from core.references import (
 from core.reply_flags import read_reply
 from core.request import ASPECT_RATIOS, RESOLUTIONS, SEED_MAX, GenerationRequest
 from core.service import Requester
+from core.sniffing import Sniffer
+from core.text import has_visible
 
 if TYPE_CHECKING:
     from bot import WanBot
@@ -164,6 +167,7 @@ class VideoCog(commands.Cog, name="Video"):
         self.delivery = DiscordDelivery(bot, edit_interval=bot.settings.status_edit_interval)
         self.cast = Casting(bot, self.delivery.keeper)  # saved characters (/character)
         self.hints = ThreadHints(bot)
+        self.sniffer = Sniffer(bot.session)
 
     async def cog_load(self) -> None:
         await self.delivery.load_threads()
@@ -244,6 +248,10 @@ class VideoCog(commands.Cog, name="Video"):
             if att is not None
         }
         references, stray_voices = pair_slots(media, voices)
+        start = to_core_attachment(start_image) if start_image else None
+        files = [*media.values(), *voices.values(), *([start] if start else [])]
+        # What each file really is, from its first bytes (all at once), before anything is spent.
+        contents = await self.sniffer.sniff_all(files)
         cast = await self.cast.cast(who, characters, references)  # saved characters join them
         options = GenerationOptions(
             negative_prompt=negative_prompt,
@@ -257,9 +265,10 @@ class VideoCog(commands.Cog, name="Video"):
             prompt,
             cast.references,
             options,
-            start_image=to_core_attachment(start_image) if start_image else None,
+            start_image=start,
             stray_voices=stray_voices,
             problems=cast.problems,
+            contents=contents,
         )
         job = await self.bot.service.accept(who, built, reference_copies=cast.copies)
         await self.cast.remember(job, built, prompt)
@@ -311,7 +320,9 @@ class VideoCog(commands.Cog, name="Video"):
         where = f"{job.guild_id}/{status_channel_id(job)}/{job.status_message_id}"
         link = f"https://discord.com/channels/{where}"
         try:
-            await answer.edit(content=presenter.shorten(f"{text}\n\nStatus: {link}", 2000))
+            suffix = f"\n\nStatus: {link}"
+            content = fit_text(text, CONTENT_MAX - length(suffix)) + suffix
+            await answer.edit(content=content)
         except discord.HTTPException as exc:
             log.info("job %s: could not add the status link (HTTP %s)", job.id, exc.status)
 
@@ -335,6 +346,8 @@ class VideoCog(commands.Cog, name="Video"):
             # New characters: the old start frame would not match them, so it is dropped.
             references, stray = split_reply_attachments(reply.attachments)
             copies = copies_on_message(reply, reply_file_keys(reply.attachments))
+            files = [to_core_attachment(attachment) for attachment in reply.attachments]
+            contents = await self.sniffer.sniff_all(files)
             cast = await self.cast.again(old, tags, references, prompt)  # saved ones stay
             built = build_request(
                 cast.prompt or prompt,
@@ -342,6 +355,7 @@ class VideoCog(commands.Cog, name="Video"):
                 options,
                 stray_voices=stray,
                 problems=[*problems, *cast.problems],
+                contents=contents,
             )
             return built, copies | cast.copies
         fresh = await self.delivery.keeper.fresh_urls(old)
@@ -445,7 +459,9 @@ class VideoCog(commands.Cog, name="Video"):
         if overrides.negative_prompt:
             negative = without_mentions(overrides.negative_prompt, message, bot_id)
             overrides = replace(overrides, negative_prompt=negative)
-        prompt = without_mentions(parsed.prompt, message, bot_id) or old.request.prompt
+        prompt = without_mentions(parsed.prompt, message, bot_id)
+        # Nothing visible (only zero-width characters, say) is no new prompt.
+        prompt = prompt if has_visible(prompt) else old.request.prompt
         # A reply asks for a new video: a fresh seed unless the reply names one.
         seed = overrides.seed if overrides.seed is not None else random_seed()
         options = replace(overrides.apply(options_from(old.request, None)), seed=seed)
@@ -465,7 +481,7 @@ class VideoCog(commands.Cog, name="Video"):
     async def _answer(message: discord.Message, text: str) -> None:
         try:
             await message.reply(
-                presenter.shorten(text, 2000),
+                fit_content(text),
                 mention_author=False,
                 allowed_mentions=discord.AllowedMentions.none(),
             )

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import aiosqlite
 
+from core.attachments import Kind
 from core.characters import CharacterLimits, Scope, braced, clean_name, limit_problem, name_key
 from core.errors import Refused
-from core.references import Attachment, Kind
+from core.references import Attachment
 
 if TYPE_CHECKING:
     from core.store import AuditRecord

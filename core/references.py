@@ -4,6 +4,10 @@ Everything a request can be refused for is found here, before any quota or credi
 reported all at once so the user can fix everything in one go. Plain values in, plain values out:
 the Discord side turns a ``discord.Attachment`` into an :class:`Attachment` first.
 
+Each file is checked by :mod:`core.attachments`, against what its first bytes are when the caller
+passes ``contents`` (from :class:`core.sniffing.Sniffer`): new files always, reused files (rerolls)
+never, since they were checked when first given and keep the type found then.
+
 Labels. The API names images "Image 1", "Image 2", … in ``image_urls`` order and videos "Video 1", …
 in ``video_urls`` order. We order references by the user's slot number (the "ref N" option), so
 "ref 1 video, ref 2 image, ref 3 video" becomes Video 1, Image 1, Video 2.
@@ -12,11 +16,18 @@ in ``video_urls`` order. We order references by the user's slot number (the "ref
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, cast
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Final, cast
 
+# "X as X": also importable from here, where the rest of the code has always found them.
+from core.attachments import IMAGE_FORMATS_TEXT as IMAGE_FORMATS_TEXT
+from core.attachments import KINDS, Kind, check_media, check_voice, shown_name
+from core.attachments import VIDEO_FORMATS_TEXT as VIDEO_FORMATS_TEXT
+from core.attachments import VOICE_FORMATS_TEXT as VOICE_FORMATS_TEXT
+from core.attachments import VOICE_MAX_BYTES as VOICE_MAX_BYTES
+from core.attachments import Attachment as Attachment
+from core.attachments import is_audio as is_audio
 from core.characters import CharacterTag, braced, rewrite_names
 from core.errors import UserError
 from core.request import (
@@ -25,116 +36,23 @@ from core.request import (
     DEFAULT_RESOLUTION,
     DURATION_MAX,
     DURATION_MIN,
-    IMAGE_MAX_BYTES,
-    IMAGE_MAX_SIDE_PX,
-    IMAGE_MIN_SIDE_PX,
     MAX_REFERENCES,
     NEGATIVE_PROMPT_MAX_CHARS,
     PROMPT_MAX_CHARS,
     RESOLUTIONS,
     SEED_MAX,
     SEED_MIN,
-    VIDEO_MAX_BYTES,
     GenerationRequest,
     Reference,
 )
+from core.text import clean, fit_lines, has_visible, unencodable
 
-Kind = Literal["image", "video"]
-KINDS: Final[tuple[Kind, ...]] = ("image", "video")
+if TYPE_CHECKING:
+    from core.sniffing import Sniffed
 
-# Content types the API takes, with the name users know them by.
-IMAGE_TYPES: Final = {
-    "image/jpeg": "JPEG",
-    "image/jpg": "JPEG",
-    "image/pjpeg": "JPEG",
-    "image/png": "PNG",
-    "image/bmp": "BMP",
-    "image/x-ms-bmp": "BMP",
-    "image/x-bmp": "BMP",
-    "image/webp": "WEBP",
-}
-VIDEO_TYPES: Final = {"video/mp4": "MP4", "video/quicktime": "MOV"}
-
-# Voice clips. The API documents `reference_voice` only as "an audio URL"; sibling Wan endpoints
-# document MP3 and WAV. We also take M4A/AAC (what phones record) and OGG/Opus (what Discord voice
-# messages are), the common speech formats a user is likely to have. FLAC and other lossless or
-# exotic formats are refused: a voice sample gains nothing from them, and an unsupported file
-# would only fail after the task was paid for.
-VOICE_TYPES: Final = {
-    "audio/mpeg": "MP3",
-    "audio/mp3": "MP3",
-    "audio/wav": "WAV",
-    "audio/x-wav": "WAV",
-    "audio/wave": "WAV",
-    "audio/vnd.wave": "WAV",
-    "audio/mp4": "M4A",
-    "audio/x-m4a": "M4A",
-    "audio/m4a": "M4A",
-    "audio/aac": "AAC",
-    "audio/x-aac": "AAC",
-    "audio/ogg": "OGG",
-    "audio/opus": "Opus",
-}
-# Not documented for this endpoint. Sibling Wan audio inputs are capped at 15 MB; a 30 s
-# 48 kHz stereo WAV is about 6 MB, so this fits any sensible voice sample and refuses songs.
-VOICE_MAX_BYTES: Final = 15 * 1000 * 1000
-
-IMAGE_FORMATS_TEXT: Final = "JPEG, PNG, BMP or WEBP"
-VIDEO_FORMATS_TEXT: Final = "MP4 or MOV"
-VOICE_FORMATS_TEXT: Final = "MP3, WAV, M4A/AAC or OGG/Opus"
-
-# For when Discord gives no useful content type. Includes formats we refuse, so that the refusal
-# can say what the file is ("is a GIF") rather than just "unknown".
-_TYPE_BY_EXTENSION: Final = {
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "jpe": "image/jpeg",
-    "jfif": "image/jpeg",
-    "png": "image/png",
-    "bmp": "image/bmp",
-    "webp": "image/webp",
-    "gif": "image/gif",
-    "heic": "image/heic",
-    "heif": "image/heif",
-    "avif": "image/avif",
-    "tif": "image/tiff",
-    "tiff": "image/tiff",
-    "svg": "image/svg+xml",
-    "mp4": "video/mp4",
-    "mov": "video/quicktime",
-    "webm": "video/webm",
-    "mkv": "video/x-matroska",
-    "avi": "video/x-msvideo",
-    "m4v": "video/x-m4v",
-    "mp3": "audio/mpeg",
-    "wav": "audio/wav",
-    "m4a": "audio/mp4",
-    "aac": "audio/aac",
-    "ogg": "audio/ogg",
-    "oga": "audio/ogg",
-    "opus": "audio/opus",
-    "flac": "audio/flac",
-}
-_GENERIC_TYPES: Final = frozenset(
-    {"", "application/octet-stream", "binary/octet-stream", "application/unknown"}
-)
-# Friendlier names for formats users commonly try, for refusals ("is a GIF").
-_FRIENDLY_NAMES: Final = {
-    "image/gif": "a GIF",
-    "image/heic": "a HEIC image",
-    "image/heif": "a HEIF image",
-    "image/avif": "an AVIF image",
-    "image/tiff": "a TIFF image",
-    "image/svg+xml": "an SVG image",
-    "video/webm": "a WEBM video",
-    "video/x-matroska": "an MKV video",
-    "video/x-msvideo": "an AVI video",
-    "video/x-m4v": "an M4V video",
-    "audio/flac": "FLAC audio",
-    "audio/x-flac": "FLAC audio",
-}
-
-_MAX_SHOWN_FILENAME: Final = 60
+_MAX_SHOWN_VALUE: Final = 40
+# A prompt naming dozens of missing labels gets one line that names the first few.
+_MAX_LISTED_LABELS: Final = 5
 
 
 class InvalidInput(UserError):
@@ -144,44 +62,16 @@ class InvalidInput(UserError):
         self.problems = problems
         super().__init__("\n".join(problems))
         # What the user sees: every problem at once, and the reassurance that nothing was spent.
-        self.message = (
-            "I can't make this video yet:\n"
-            + "\n".join(f"- {problem}" for problem in problems)
-            + "\nNothing was charged."
-        )
+        self.message = self.render()
 
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    """A file the user attached, as plain data (built from a ``discord.Attachment``)."""
-
-    url: str
-    filename: str
-    content_type: str | None
-    size: int
-    width: int | None = None
-    height: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "filename": self.filename,
-            "content_type": self.content_type,
-            "size": self.size,
-            "width": self.width,
-            "height": self.height,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Attachment:
-        return cls(
-            url=str(data["url"]),
-            filename=str(data["filename"]),
-            content_type=data.get("content_type"),
-            size=int(data["size"]),
-            width=data.get("width"),
-            height=data.get("height"),
-        )
+    def render(self, limit: int | None = None, measure: Callable[[str], int] = len) -> str:
+        """The message; within ``limit`` (by ``measure``), problems past it become "…and N more"."""
+        head, tail = "I can't make this video yet:", "Nothing was charged."
+        lines = [f"- {problem}" for problem in self.problems]
+        if limit is not None:
+            budget = limit - measure(head) - measure(tail) - 2 * measure("\n")
+            lines = fit_lines(lines, budget, more="- …and {n} more", measure=measure)
+        return "\n".join([head, *lines, tail])
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,9 +156,9 @@ def render_label_map(references: Iterable[LabelledReference]) -> str:
     """One line per reference, e.g. ``ref 1 → Image 1 (cat.png, voice: meow.mp3)``."""
     lines = []
     for ref in sorted(references, key=lambda r: r.slot):
-        files = _shown_name(ref.media)
+        files = shown_name(ref.media)
         if ref.voice is not None:
-            files += f", voice: {_shown_name(ref.voice)}"
+            files += f", voice: {shown_name(ref.voice)}"
         given = f"ref {ref.slot}" if ref.character is None else braced(ref.character.name)
         lines.append(f"{given} → {ref.label} ({files})")
     return "\n".join(lines)
@@ -317,11 +207,11 @@ def normalise_aspect_ratio(value: str) -> str | None:
 
 
 def resolution_problem(value: str) -> str:
-    return f"resolution {value!r} is not offered: use {_or_list(RESOLUTIONS)}"
+    return f"resolution {_shown_value(value)} is not offered: use {_or_list(RESOLUTIONS)}"
 
 
 def aspect_ratio_problem(value: str) -> str:
-    return f"aspect ratio {value!r} is not offered: use {_or_list(ASPECT_RATIOS)}"
+    return f"aspect ratio {_shown_value(value)} is not offered: use {_or_list(ASPECT_RATIOS)}"
 
 
 def duration_problem(value: int) -> str | None:
@@ -364,11 +254,15 @@ def build_request(
     *,
     stray_voices: Mapping[int, Attachment] | None = None,
     problems: Sequence[str] = (),
+    contents: Mapping[str, Sniffed] | None = None,
 ) -> BuiltRequest:
     """Validate everything and build the request; raise :class:`InvalidInput` with every problem.
 
-    Kind comes from the content type, or the filename extension when Discord gives none (or a
-    generic one). References are labelled per kind in slot order. Voice clips: see
+    Kind comes from the file's first bytes when ``contents`` (by URL) has them: a file whose
+    bytes are not what its type or name claims, an empty file and an unreadable one are refused;
+    an image's size comes from its header when Discord gave none. Without ``contents`` (or for a
+    file it lacks), kind comes from the content type, or the filename extension when Discord gives
+    none (or a generic one). References are labelled per kind in slot order. Voice clips: see
     :data:`VOICE_TYPES` (MP3, WAV, M4A/AAC, OGG/Opus, at most :data:`VOICE_MAX_BYTES`).
     Warnings (never refusals): a reference the prompt doesn't name; an aspect ratio that a
     start image overrides. ``problems`` found before (a reply's flags, the characters asked
@@ -382,7 +276,7 @@ def build_request(
     problems += _slot_problems(ordered)
     for slot, voice in sorted((stray_voices or {}).items()):
         problems.append(
-            f"voice {slot} ({_shown_name(voice)}) has no ref {slot} to go with: "
+            f"voice {slot} ({shown_name(voice)}) has no ref {slot} to go with: "
             f"attach ref {slot} or remove voice {slot}"
         )
 
@@ -390,41 +284,41 @@ def build_request(
     labelled: list[LabelledReference] = []
     counts: dict[Kind, int] = {"image": 0, "video": 0}
     all_kinds_known = True
+
+    def sniffed(att: Attachment) -> Sniffed | None:
+        return None if contents is None else contents.get(att.url)
+
     for ref in ordered:
-        who = f"ref {ref.slot} ({_shown_name(ref.media)})"
-        kind, media_problems = _check_media(who, ref.media)
+        who = f"ref {ref.slot} ({shown_name(ref.media)})"
+        kind, media, media_problems = check_media(who, ref.media, sniffed(ref.media))
         problems += media_problems
-        if ref.voice is not None:
-            problems += _check_voice(f"voice {ref.slot} ({_shown_name(ref.voice)})", ref.voice)
+        clip = ref.voice
+        if clip is not None:
+            who = f"voice {ref.slot} ({shown_name(clip)})"
+            clip, voice_problems = check_voice(who, clip, sniffed(clip))
+            problems += voice_problems
         if kind is None:
             all_kinds_known = False
             continue
         counts[kind] += 1
-        labelled.append(
-            LabelledReference(ref.slot, kind, counts[kind], ref.media, ref.voice, ref.character)
-        )
+        labelled.append(LabelledReference(ref.slot, kind, counts[kind], media, clip, ref.character))
 
     if start_image is not None:
-        who = f"start image ({_shown_name(start_image)})"
-        problems += _check_media(who, start_image, images_only=True)[1]
+        who = f"start image ({shown_name(start_image)})"
+        problems += check_media(who, start_image, sniffed(start_image), images_only=True)[2]
 
     names = {item.character.name: item.label for item in labelled if item.character}
     rewritten = rewrite_names(prompt, names)
     problems += rewritten.problems
-    prompt = rewritten.text
-    text = normalise_labels(prompt.strip())
-    problems += _prompt_problems(prompt.strip(), text)
+    text, prompt_problems = _prompt_text(rewritten.text)
+    problems += prompt_problems
     # With no references, or one of unknown kind, the counts are not what the user meant: any
     # label mismatch would be a side effect of a problem reported already.
     if ordered and all_kinds_known:
         problems += _label_problems(find_labels(text), counts)
 
-    negative = (options.negative_prompt or "").strip() or None
-    if negative is not None and len(negative) > NEGATIVE_PROMPT_MAX_CHARS:
-        problems.append(
-            f"the negative prompt is {len(negative)} characters: "
-            f"at most {NEGATIVE_PROMPT_MAX_CHARS}"
-        )
+    negative, negative_problems = _negative_text(options.negative_prompt)
+    problems += negative_problems
 
     aspect_ratio: str | None = None
     if options.aspect_ratio is not None and options.aspect_ratio.strip():
@@ -452,7 +346,7 @@ def build_request(
     named = find_labels(text)
     for item in labelled:
         if (item.kind, item.index) not in named:
-            who = braced(item.character.name) if item.character else _shown_name(item.media)
+            who = braced(item.character.name) if item.character else shown_name(item.media)
             warnings.append(
                 f"{item.label} ({who}) is not named in the prompt; the model may ignore it"
             )
@@ -484,9 +378,9 @@ def check_reference(
 ) -> tuple[Kind | None, list[str]]:
     """One file (and voice clip) by the rules :func:`build_request` applies to a reference:
     its kind (None when unusable) and every problem (for saving a character)."""
-    kind, problems = _check_media(f"the file ({_shown_name(media)})", media)
+    kind, _media, problems = check_media(f"the file ({shown_name(media)})", media, None)
     if voice is not None:
-        problems += _check_voice(f"the voice clip ({_shown_name(voice)})", voice)
+        problems += check_voice(f"the voice clip ({shown_name(voice)})", voice, None)[1]
     return kind, problems
 
 
@@ -512,72 +406,48 @@ def _slot_problems(ordered: Sequence[ReferenceInput]) -> list[str]:
     return problems
 
 
-def _check_media(
-    who: str, att: Attachment, *, images_only: bool = False
-) -> tuple[Kind | None, list[str]]:
-    """The attachment's kind (None if unusable) and the problems with it."""
-    problems = _url_problems(who, att)
-    mime = _effective_type(att)
-    kind: Kind | None = None
-    if mime in IMAGE_TYPES:
-        kind = "image"
-    elif mime in VIDEO_TYPES and not images_only:
-        kind = "video"
-
-    if kind is None:
-        if images_only:
-            rule = f"the start image must be {IMAGE_FORMATS_TEXT}"
-        elif mime.startswith("image/"):
-            rule = f"images must be {IMAGE_FORMATS_TEXT}"
-        elif mime.startswith("video/"):
-            rule = f"videos must be {VIDEO_FORMATS_TEXT}"
-        elif mime.startswith("audio/"):
-            rule = "references must be images or videos; give voice clips as a voice option"
-        else:
-            rule = (
-                f"references must be images ({IMAGE_FORMATS_TEXT}) or videos ({VIDEO_FORMATS_TEXT})"
-            )
-        problems.append(f"{who} is {_describe_type(mime)}: {rule}")
-    elif kind == "image":
-        if att.size > IMAGE_MAX_BYTES:
-            problems.append(_too_big(who, att.size, "images", IMAGE_MAX_BYTES))
-        if att.width is not None and att.height is not None:
-            sides_ok = all(
-                IMAGE_MIN_SIDE_PX <= side <= IMAGE_MAX_SIDE_PX for side in (att.width, att.height)
-            )
-            if not sides_ok:
-                problems.append(
-                    f"{who} is {att.width}×{att.height} px: each side must be "
-                    f"{IMAGE_MIN_SIDE_PX}–{IMAGE_MAX_SIDE_PX} px"
-                )
-    elif att.size > VIDEO_MAX_BYTES:
-        problems.append(_too_big(who, att.size, "videos", VIDEO_MAX_BYTES))
-    return kind, problems
+def _prompt_text(prompt: str) -> tuple[str, list[str]]:
+    """The prompt as it will be sent (clean, labels spelled out) and the problems with it."""
+    bad = unencodable(prompt)
+    if bad is not None:
+        return "", [_broken_text("the prompt", bad)]
+    cleaned = clean(prompt)
+    sent = normalise_labels(cleaned)
+    if not has_visible(cleaned):
+        why = " (it has only invisible characters)" if prompt.strip() else ""
+        return sent, [
+            f"the prompt is empty{why}: describe the scene, naming references as "
+            "Image 1, Video 1, …"
+        ]
+    return sent, _prompt_length_problems(cleaned, sent)
 
 
-def _check_voice(who: str, att: Attachment) -> list[str]:
-    problems = _url_problems(who, att)
-    mime = _effective_type(att)
-    if mime not in VOICE_TYPES:
-        what = _describe_type(mime) if mime.startswith("audio/") else "not audio"
-        problems.append(f"{who} is {what}: voice clips must be {VOICE_FORMATS_TEXT}")
-    elif att.size > VOICE_MAX_BYTES:
-        problems.append(_too_big(who, att.size, "voice clips", VOICE_MAX_BYTES))
-    return problems
+def _negative_text(negative: str | None) -> tuple[str | None, list[str]]:
+    """The negative prompt to send (None: none, or only invisible characters), and problems."""
+    if negative is None:
+        return None, []
+    bad = unencodable(negative)
+    if bad is not None:
+        return None, [_broken_text("the negative prompt", bad)]
+    cleaned = clean(negative)
+    if not has_visible(cleaned):
+        return None, []
+    if len(cleaned) > NEGATIVE_PROMPT_MAX_CHARS:
+        return cleaned, [
+            f"the negative prompt is {len(cleaned)} characters: at most {NEGATIVE_PROMPT_MAX_CHARS}"
+        ]
+    return cleaned, []
 
 
-def _url_problems(who: str, att: Attachment) -> list[str]:
-    # The API fetches every file itself. (No check for size 0: callers use 0 for "unknown"
-    # when rebuilding a stored start image.)
-    parts = urlsplit(att.url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return [f"{who} is not at an http(s) URL, so the API can't fetch it"]
-    return []
+def _broken_text(what: str, character: str) -> str:
+    # A lone surrogate: half of an emoji or rare character, cut by a broken client or a bad paste.
+    return (
+        f"{what} contains a broken character ({character}) that can't be sent: "
+        "type it again, or paste it from somewhere else"
+    )
 
 
-def _prompt_problems(stripped: str, sent: str) -> list[str]:
-    if not stripped:
-        return ["the prompt is empty: describe the scene, naming references as Image 1, Video 1, …"]
+def _prompt_length_problems(stripped: str, sent: str) -> list[str]:
     if len(sent) <= PROMPT_MAX_CHARS:
         return []
     if len(stripped) > PROMPT_MAX_CHARS:
@@ -590,59 +460,44 @@ def _prompt_problems(stripped: str, sent: str) -> list[str]:
 
 
 def _label_problems(named: set[tuple[Kind, int]], counts: Mapping[Kind, int]) -> list[str]:
+    """One line per kind and reason, however many labels it names."""
     problems = []
-    for kind, index in sorted(named):
+    for kind in KINDS:
         count = counts[kind]
-        label = format_label(kind, index)
-        if index < 1:
-            problems.append(f"the prompt names {label} but labels start at {format_label(kind, 1)}")
-        elif index > count:
+        indexes = sorted(index for named_kind, index in named if named_kind == kind)
+        below = [index for index in indexes if index < 1]
+        beyond = [index for index in indexes if index > count]
+        if below:
+            problems.append(
+                f"the prompt names {_label_list(kind, below)} "
+                f"but labels start at {format_label(kind, 1)}"
+            )
+        if beyond:
             attached = (
                 f"no {kind}s" if count == 0 else f"only {count} {kind}{'s' if count > 1 else ''}"
             )
-            problems.append(f"the prompt names {label} but you attached {attached}")
+            problems.append(
+                f"the prompt names {_label_list(kind, beyond)} but you attached {attached}"
+            )
     return problems
 
 
-def is_audio(att: Attachment) -> bool:
-    """Whether a file is a sound (a voice clip), by its type or, failing that, its extension."""
-    return _effective_type(att).startswith("audio/")
+def _label_list(kind: Kind, indexes: Sequence[int]) -> str:
+    """The labels as a phrase: "Image 3 and Image 4", or the first few and "…and N more,"."""
+    labels = [format_label(kind, index) for index in indexes]
+    if len(labels) > _MAX_LISTED_LABELS:
+        shown = ", ".join(labels[:_MAX_LISTED_LABELS])
+        return f"{shown} …and {len(labels) - _MAX_LISTED_LABELS} more,"
+    if len(labels) == 1:
+        return labels[0]
+    return ", ".join(labels[:-1]) + f" and {labels[-1]}"
 
 
-def _effective_type(att: Attachment) -> str:
-    """The content type, lower-cased, without parameters; from the extension when missing."""
-    mime = (att.content_type or "").split(";", 1)[0].strip().lower()
-    if mime in _GENERIC_TYPES:
-        _, dot, extension = att.filename.rpartition(".")
-        mime = _TYPE_BY_EXTENSION.get(extension.lower(), "") if dot else ""
-    return mime
-
-
-def _describe_type(mime: str) -> str:
-    """What a file is, after "is": "a GIF", "an MP4 video", "MP3 audio", "of type text/plain"."""
-    if mime in _FRIENDLY_NAMES:
-        return _FRIENDLY_NAMES[mime]
-    if mime in VIDEO_TYPES:
-        return f"an {VIDEO_TYPES[mime]} video"
-    if mime in VOICE_TYPES:
-        return f"{VOICE_TYPES[mime]} audio"
-    if not mime:
-        return "of no recognisable type"
-    return f"of type {mime}"
-
-
-def _too_big(who: str, size: int, what: str, limit: int) -> str:
-    # Exact bytes when rounding to MB would hide that the file is over ("20 MB: at most 20 MB").
-    megabytes = f"{size / 1_000_000:.1f}".removesuffix(".0")
-    shown = f"{size:,} bytes" if float(megabytes) * 1_000_000 <= limit else f"{megabytes} MB"
-    return f"{who} is {shown}: {what} must be at most {limit // 1_000_000} MB"
-
-
-def _shown_name(att: Attachment) -> str:
-    name = att.filename
-    if len(name) > _MAX_SHOWN_FILENAME:
-        name = name[: _MAX_SHOWN_FILENAME - 1] + "…"
-    return name
+def _shown_value(value: str) -> str:
+    """A member's value quoted in a refusal, cut short (an option may be 6,000 characters)."""
+    if len(value) > _MAX_SHOWN_VALUE:
+        value = value[: _MAX_SHOWN_VALUE - 1] + "…"
+    return repr(value)
 
 
 def _or_list(values: Sequence[str]) -> str:

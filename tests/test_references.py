@@ -30,6 +30,7 @@ from core.request import (
     SEED_MAX,
     VIDEO_MAX_BYTES,
 )
+from core.sniffing import Sniffed
 
 CDN = "https://cdn.discordapp.com/attachments/1/2/"
 
@@ -773,3 +774,227 @@ def test_is_audio_uses_the_type_then_the_extension():
     assert is_audio(Attachment("https://x/a", "song.wav", "application/octet-stream", 10))
     assert not is_audio(Attachment("https://x/a", "cat.png", "image/png", 10))
     assert not is_audio(Attachment("https://x/a", "notes", None, 10))
+
+
+# --- what the files really are (``contents`` from core.sniffing) ---------------------------------
+
+
+def sniffed_build(
+    references: list[ReferenceInput],
+    contents: dict[str, Sniffed],
+    prompt: str = "Image 1 walks in a park",
+    start_image: Attachment | None = None,
+) -> BuiltRequest:
+    return build_request(prompt, references, GenerationOptions(), start_image, contents=contents)
+
+
+def sniffed_problems(
+    references: list[ReferenceInput],
+    contents: dict[str, Sniffed],
+    prompt: str = "Image 1 walks in a park",
+    start_image: Attachment | None = None,
+) -> list[str]:
+    with pytest.raises(InvalidInput) as caught:
+        sniffed_build(references, contents, prompt, start_image)
+    return caught.value.problems
+
+
+PNG_OK = Sniffed("image/png", 1024, 768)
+REF_FIX = "attach the image or video itself (JPEG, PNG, BMP or WEBP; MP4 or MOV)"
+
+
+@pytest.mark.parametrize(
+    ("att", "found", "message"),
+    [
+        (
+            image("cat.png"),
+            Sniffed(),
+            "ref 1 (cat.png) says it is a PNG image but its contents are not an image, video or"
+            f" sound format: {REF_FIX}",
+        ),
+        (
+            image("cat.png"),
+            Sniffed("application/zip"),
+            f"ref 1 (cat.png) says it is a PNG image but its contents are a ZIP archive: {REF_FIX}",
+        ),
+        (
+            image("holiday.jpg", content_type=None),
+            Sniffed("application/zip"),
+            "ref 1 (holiday.jpg) says it is a JPEG image but its contents are a ZIP archive",
+        ),
+        (
+            video("clip.mp4"),
+            Sniffed("image/png", 320, 320),
+            "ref 1 (clip.mp4) says it is an MP4 video but its contents are a PNG image",
+        ),
+        (
+            image("blank.png"),
+            Sniffed(empty=True),
+            f"ref 1 (blank.png) is empty (0 bytes): {REF_FIX}",
+        ),
+        (
+            image("gone.png"),
+            Sniffed(error="HTTP 404"),
+            "ref 1 (gone.png) could not be read (HTTP 404): attach it again",
+        ),
+        (
+            image("photo", content_type=None, width=None, height=None),
+            Sniffed("image/png", 100, 100),
+            "ref 1 (photo) is 100×100 px: each side must be 240–8000 px",
+        ),
+        (
+            image("photo.png", width=None, height=None),
+            Sniffed("image/png"),
+            "ref 1 (photo.png) has no size in pixels that can be read: save it again as PNG"
+            " or JPEG",
+        ),
+        (
+            image("anim.png"),
+            Sniffed("image/gif", 320, 320),
+            "ref 1 (anim.png) is a GIF: images must be JPEG, PNG, BMP or WEBP",
+        ),
+        (
+            image("notes", content_type=None),
+            Sniffed(),
+            "ref 1 (notes) is of no recognisable type: references must be images",
+        ),
+    ],
+)
+def test_a_file_is_judged_by_its_bytes(att, found, message):
+    [problem] = sniffed_problems(refs(att), {att.url: found}, prompt="Image 1 dances")
+    assert problem.startswith(message), problem
+
+
+def test_the_bytes_set_the_kind_and_what_is_kept():
+    # A JPEG named .png is a JPEG (one kind of image for another: the API decodes it fine);
+    # a nameless file with MP4 bytes is a video. Both are kept as found, for rerolls.
+    photo = image("photo.png")
+    clip = Attachment(CDN + "clip", "clip", None, 5_000_000)
+    built = sniffed_build(
+        refs(photo, clip),
+        {photo.url: Sniffed("image/jpeg", 2000, 1000), clip.url: Sniffed("video/mp4")},
+        prompt="Image 1 meets Video 1",
+    )
+    assert [(r.label, r.media.content_type) for r in built.references] == [
+        ("Image 1", "image/jpeg"),
+        ("Video 1", "video/mp4"),
+    ]
+    # Discord's dimensions are kept when it gave them.
+    assert (built.references[0].media.width, built.references[0].media.height) == (1024, 768)
+    again = build_request(
+        built.request.prompt,
+        [ReferenceInput(ref.slot, ref.media, ref.voice) for ref in built.references],
+        GenerationOptions(),
+    )
+    assert again.request == built.request
+
+
+def test_voices_and_the_start_image_are_judged_by_their_bytes_too():
+    cat, song, start = image("cat.png"), voice("song.mp3"), image("first.png")
+    assert sniffed_problems(
+        [ReferenceInput(1, cat, song)],
+        {cat.url: PNG_OK, song.url: Sniffed("image/png", 300, 300), start.url: Sniffed()},
+        start_image=start,
+    ) == [
+        "voice 1 (song.mp3) says it is MP3 audio but its contents are a PNG image: attach the"
+        " sound file itself (MP3, WAV, M4A/AAC or OGG/Opus)",
+        "start image (first.png) says it is a PNG image but its contents are not an image,"
+        " video or sound format: attach the image itself (JPEG, PNG, BMP or WEBP)",
+    ]
+    found = {cat.url: PNG_OK, song.url: Sniffed("audio/x-wav"), start.url: PNG_OK}
+    built = sniffed_build([ReferenceInput(1, cat, song)], found, start_image=start)
+    assert built.references[0].voice is not None
+    assert built.references[0].voice.content_type == "audio/x-wav"
+
+
+def test_files_without_contents_are_judged_by_their_metadata():
+    # A reroll passes no contents: what was found when the file was first given stands.
+    assert build(references=refs(image("cat.png"))).request.image_refs
+
+
+# --- invisible and broken text -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prompt", ["\u200b", "\u200b\u2060\ufeff", " \u3164 \u00ad ", "\u202e"])
+def test_a_prompt_of_only_invisible_characters_is_empty(prompt):
+    assert problems(prompt=prompt) == [
+        "the prompt is empty (it has only invisible characters): describe the scene, naming"
+        " references as Image 1, Video 1, …"
+    ]
+
+
+def test_invisible_characters_are_not_sent_nor_counted():
+    prompt = "\u200bImage\u2060 1 " + "a" * 4992 + "\ufeff" * 300
+    sent = build(prompt).request.prompt
+    assert sent == "Image 1 " + "a" * 4992
+
+
+def test_a_negative_prompt_of_only_invisible_characters_is_none():
+    body = build(options=GenerationOptions(negative_prompt="\u200b\u200b")).request.to_json()
+    assert "negative_prompt" not in body
+    long_but_invisible = "blurry" + "\u200b" * 600
+    built = build(options=GenerationOptions(negative_prompt=long_but_invisible))
+    assert built.request.negative_prompt == "blurry"
+
+
+def test_text_that_cannot_be_encoded_is_refused():
+    assert problems(
+        prompt="Image 1 dances \ud83d",
+        options=GenerationOptions(negative_prompt="blurry \udc00"),
+    ) == [
+        "the prompt contains a broken character (U+D83D) that can't be sent: type it again,"
+        " or paste it from somewhere else",
+        "the negative prompt contains a broken character (U+DC00) that can't be sent: type it"
+        " again, or paste it from somewhere else",
+    ]
+
+
+def test_a_file_name_that_cannot_be_encoded_is_refused_and_shown_safely():
+    [problem] = problems(references=refs(image("cat\udc80.png")))
+    assert (
+        problem == "ref 1 (cat?.png) has a broken character (U+DC80) in its name: rename the file"
+    )
+    assert problem.encode("utf-8")  # the refusal itself can be sent
+
+
+# --- messages that stay short --------------------------------------------------------------------
+
+
+def test_many_missing_labels_make_one_line():
+    prompt = " ".join(f"Image {index}" for index in range(1, 61)) + " and Video 2"
+    assert problems(prompt=prompt) == [
+        "the prompt names Image 2, Image 3, Image 4, Image 5, Image 6 …and 54 more,"
+        " but you attached only 1 image",
+        "the prompt names Video 2 but you attached no videos",
+    ]
+    assert problems(prompt="Image 1, Image 0, Image 3 and Image 4") == [
+        "the prompt names Image 0 but labels start at Image 1",
+        "the prompt names Image 3 and Image 4 but you attached only 1 image",
+    ]
+
+
+def test_a_huge_option_value_is_quoted_short():
+    [problem] = problems(options=GenerationOptions(aspect_ratio="w" * 6000))
+    assert problem == (
+        f"aspect ratio '{'w' * 39}…' is not offered: use 16:9, 9:16, 1:1, 4:3 or 3:4"
+    )
+
+
+def test_a_long_refusal_fits_its_limit_and_still_says_nothing_was_charged():
+    error = InvalidInput([f"problem number {index} " + "x" * 80 for index in range(60)])
+    assert len(error.message) > 2000
+    text = error.render(2000)
+    assert len(text) <= 2000
+    lines = text.splitlines()
+    assert lines[0] == "I can't make this video yet:" and lines[-1] == "Nothing was charged."
+    shown = len(lines) - 3
+    assert lines[1 : 1 + shown] == [f"- {p}" for p in error.problems[:shown]]
+    assert lines[-2] == f"- …and {60 - shown} more"
+    assert error.render(10_000) == error.message
+
+
+def test_a_file_not_at_an_http_url_gets_one_problem_whatever_its_contents():
+    att = Attachment("ftp://example.invalid/cat.png", "cat.png", "image/png", 1000)
+    assert sniffed_problems(refs(att), {att.url: Sniffed(error="not at an http(s) URL")}) == [
+        "ref 1 (cat.png) is not at an http(s) URL, so the API can't fetch it"
+    ]

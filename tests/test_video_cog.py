@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from unittest.mock import AsyncMock, MagicMock
+from urllib.parse import urlsplit
 
+import aiohttp
 import discord
 import pytest
 
@@ -22,8 +24,10 @@ from cogs.errors import report_error
 from cogs.places import MOVED_NOTES, TOO_MANY_THREADS_NOTE, Refusal
 from cogs.privately import NO_DM_NOTE
 from cogs.video import VideoCog, split_reply_attachments
+from core.errors import UserError
 from core.jobs import Job, JobOrigin, JobState
 from core.media import DownloadedVideo, MediaTooLarge
+from core.sniffing import Sniffer
 from core.store import UserOverride, utc_day
 from tests.discord_mocks import (
     BotHarness,
@@ -47,6 +51,33 @@ from tests.discord_mocks import (
     open_harness,
     was_deferred,
 )
+from tests.e2e.harness import GIF, MP3, mp4, png
+
+# What a file holds when a test does not say otherwise: what its name claims.
+SAMPLE_BYTES = {
+    ".png": png(320, 320),
+    ".gif": GIF,
+    ".mp4": mp4(),
+    ".mp3": MP3,
+    ".ogg": b"OggS\x00\x02" + bytes(64),
+    ".txt": b"just some words\n",
+}
+
+
+class MemorySniffer(Sniffer):
+    """The real sniffer with the CDN replaced by memory: ``files`` by URL, else sample bytes
+    for the name's extension. ``reads`` lists every URL read, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(MagicMock(spec=aiohttp.ClientSession))
+        self.files: dict[str, bytes] = {}
+        self.reads: list[str] = []
+
+    async def read_head(self, url: str) -> bytes:
+        self.reads.append(url)
+        if url in self.files:
+            return self.files[url][: self.head_bytes]
+        return SAMPLE_BYTES.get(PurePosixPath(urlsplit(url).path).suffix, b"")
 
 
 @dataclass
@@ -59,6 +90,7 @@ class World:
     bob: MagicMock
     moderator: MagicMock
     me: MagicMock
+    sniffer: MemorySniffer
     dms: dict[int, MagicMock] = field(default_factory=dict)  # the bot's DM channels, by user
 
     @property
@@ -92,7 +124,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             bob=make_member(guild, name="bob"),
             moderator=make_member(guild, name="mod", roles=[mod_role]),
             me=me,
+            sniffer=MemorySniffer(),
         )
+        world.cog.sniffer = world.sniffer
         bot = harness.bot
         bot.user.id = me.id
         bot.get_channel.side_effect = guild.get_channel_or_thread
@@ -1032,3 +1066,150 @@ async def test_messages_outside_video_threads_cost_no_database_query(world: Worl
         await world.cog.on_message(message)
         assert message.reply.await_count == 0
     assert lookups.await_count == 0
+
+
+# ----------------------------------------------------------------- what the files really are
+
+
+HTML = b"<!DOCTYPE html><html><head><title>cat</title></head><body></body></html>\n"
+ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(40)
+
+
+async def test_a_file_that_is_not_what_it_claims_is_refused_before_anything_is_spent(
+    world: World,
+) -> None:
+    cat, song = image("cat.png"), voice("song.mp3")
+    world.sniffer.files[cat.url] = HTML
+    world.sniffer.files[song.url] = png(320, 320)
+    interaction = interaction_for(world, world.alice)
+    error = await run_video(world, interaction, ref1=cat, voice1=song)
+    assert error is not None
+    text = last_reply(interaction).text
+    assert "ref 1 (cat.png) says it is a PNG image but its contents are not" in text
+    assert "voice 1 (song.mp3) says it is MP3 audio but its contents are a PNG image" in text
+    assert await world.jobs() == [] and await world.ledger() == []
+
+
+async def test_the_bytes_decide_the_type_and_the_size_when_discord_gave_none(
+    world: World,
+) -> None:
+    untyped = make_attachment(filename="photo", content_type=None, width=None, height=None)
+    world.sniffer.files[untyped.url] = png(100, 100)
+    interaction = interaction_for(world, world.alice)
+    await run_video(world, interaction, ref1=untyped)
+    assert "ref 1 (photo) is 100×100 px" in last_reply(interaction).text
+    world.sniffer.files[untyped.url] = png(640, 480)
+    assert await run_video(world, interaction_for(world, world.alice), ref1=untyped) is None
+    [job] = await world.jobs()
+    # Kept as found, so that a reroll (which reads nothing again) still knows it is a PNG.
+    media = job.references[0].media
+    assert (media.content_type, media.width, media.height) == ("image/png", 640, 480)
+
+
+async def test_every_file_is_read_at_once_after_the_interaction_is_deferred(
+    world: World,
+) -> None:
+    interaction = interaction_for(world, world.alice)
+    files = {
+        **{f"ref{slot}": image(f"r{slot}.png") for slot in range(1, 6)},
+        **{f"voice{slot}": voice(f"v{slot}.mp3") for slot in range(1, 6)},
+        "start_image": image("start.png"),
+    }
+    everyone_started = asyncio.Event()
+    started: list[str] = []
+    read = world.sniffer.read_head
+
+    async def read_head(url: str) -> bytes:
+        assert was_deferred(interaction, ephemeral=True), "read before the deferral"
+        started.append(url)
+        if len(started) == len(files):
+            everyone_started.set()
+        # Read one after another, the first read would wait here for ever.
+        await asyncio.wait_for(everyone_started.wait(), timeout=10)
+        return await read(url)
+
+    world.sniffer.read_head = read_head  # type: ignore[method-assign]
+    prompt = "Image 1 Image 2 Image 3 Image 4 Image 5 dance"
+    assert await run_video(world, interaction, prompt=prompt, **files) is None
+    assert sorted(started) == sorted(att.url for att in files.values())
+
+
+async def test_a_reroll_reads_no_file_again(world: World) -> None:
+    job = await completed_job(world)
+    reads = list(world.sniffer.reads)
+    click = make_component_interaction(world.bob, channel=world.channel, client=world.harness.bot)
+    await world.cog.reroll(click, job.id)
+    assert len(await world.jobs()) == 2
+    assert world.sniffer.reads == reads
+
+
+async def test_a_reply_with_a_spoofed_file_is_refused_and_costs_nothing(world: World) -> None:
+    job = await completed_job(world)
+    ledger = await world.ledger()
+    photo = make_attachment(filename="dog.jpg", content_type="image/jpeg")
+    world.sniffer.files[photo.url] = ZIP
+    message = await reply_in_thread(
+        world,
+        job,
+        world.bob,
+        f"<@{world.me.id}> Image 1 barks",
+        mentions=[world.me],
+        attachments=[photo],
+    )
+    text = message.reply.await_args.args[0]
+    assert "ref 1 (dog.jpg) says it is a JPEG image but its contents are a ZIP archive" in text
+    assert len(await world.jobs()) == 1 and await world.ledger() == ledger
+
+
+async def test_a_reply_of_only_invisible_characters_keeps_the_prompt(world: World) -> None:
+    job = await completed_job(world)
+    await reply_in_thread(
+        world,
+        job,
+        world.bob,
+        f"<@{world.me.id}> \u200b\u2060\ufeff --seed 7",
+        mentions=[world.me],
+    )
+    new = next(j for j in await world.jobs() if j.id != job.id)
+    assert (new.request.prompt, new.request.seed) == (job.request.prompt, 7)
+
+
+# ----------------------------------------------------------------- Discord's length limits
+
+
+async def test_an_error_longer_than_discord_allows_is_cut_to_fit(world: World) -> None:
+    interaction = interaction_for(world, world.alice)
+    await report_error(
+        interaction, UserError("\n".join(f"line {n} " + "x" * 50 for n in range(99)))
+    )
+    text = last_reply(interaction).text
+    assert len(text) <= 2000 and text.startswith("line 0 ")
+    assert text.endswith(" more") and "…and " in text
+
+
+async def test_a_refusal_with_many_problems_lists_what_fits_and_says_nothing_was_charged(
+    world: World,
+) -> None:
+    interaction = interaction_for(world, world.alice)
+    # Every file has a long name and a problem or two, and more: over 2,000 characters.
+    long_names = {
+        **{
+            f"ref{slot}": image(f"{'n' * 55}{slot}.png", size=25_000_000, width=10, height=10)
+            for slot in range(1, 6)
+        },
+        **{f"voice{slot}": image(f"{'v' * 55}{slot}.png") for slot in range(1, 6)},
+        "start_image": video(f"{'s' * 55}.mp4"),
+    }
+    error = await run_video(
+        world,
+        interaction,
+        prompt="Image 9 " + "x" * 4995,
+        negative_prompt="n" * 600,
+        aspect_ratio="w" * 6000,
+        **long_names,
+    )
+    assert error is not None and len(error.message) > 2000  # type: ignore[attr-defined]
+    text = last_reply(interaction).text
+    assert len(text) <= 2000
+    assert text.startswith("I can't make this video yet:") and text.endswith("Nothing was charged.")
+    assert "…and " in text

@@ -4,8 +4,9 @@ sent to the API, nothing charged. One bot process serves every case.
 The fake Discord does not enforce an option's ``min_value``/``max_value`` or ``choices`` (a stale
 command registration or a modified client would not either), so out-of-range numbers and unknown
 strings reach the bot as they would then. Sizes and dimensions are what Discord reports for an
-attachment; the bot never downloads a reference, so a small file reported as 150 MB is exactly
-what the bot sees for a real one.
+attachment; the bot reads only the first bytes of a file (its format, and an image's size when
+Discord gives none), so a small file reported as 150 MB is exactly what the bot sees for a real
+one, and a file's bytes can say something else than its name and content type.
 """
 
 from __future__ import annotations
@@ -80,6 +81,27 @@ def text(world: World, name: str, content_type: str | None = "text/plain") -> An
     return world.file(b"just some words\n", name, content_type)
 
 
+HTML = b"<!DOCTYPE html>\n<html><head><title>A cat</title></head><body>meow</body></html>\n"
+ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(64) + b"PK\x05\x06" + bytes(18)
+
+
+def untyped(world: World, data: bytes, name: str) -> Any:
+    """A file Discord sends with no content type (and so no dimensions either)."""
+    payload = world.file(data, name, None)
+    payload.pop("content_type", None)
+    return payload
+
+
+def gone(world: World, name: str) -> Any:
+    """A file whose link no longer answers."""
+    payload = world.image(name)
+    world.discord.remove_attachment(int(payload["id"]))
+    return payload
+
+
+MISSING_59 = " ".join(f"Image {index}" for index in range(1, 61)) + " dance in a line"
+
+
 CASES: dict[str, Bad] = {
     "gif reference": Bad(
         lambda w: {"ref1": w.file(GIF, "dance.gif", "image/gif")}, "ref 1 (dance.gif) is a GIF"
@@ -146,6 +168,67 @@ CASES: dict[str, Bad] = {
         lambda w: {"voice1": w.file(MP3, "speech.mp3", "audio/mpeg", size=16_000_000)},
         "voice clips must be at most 15 MB",
     ),
+    "png that is a web page": Bad(
+        lambda w: {"ref1": w.file(HTML, "cat.png", "image/png")},
+        "ref 1 (cat.png) says it is a PNG image but its contents are not an image, video",
+    ),
+    "png that is a zip": Bad(
+        lambda w: {"ref1": w.file(ZIP, "cat.png", "image/png")},
+        "ref 1 (cat.png) says it is a PNG image but its contents are a ZIP archive",
+    ),
+    "jpg name with zip bytes and no content type": Bad(
+        lambda w: {"ref1": untyped(w, ZIP, "holiday.jpg")},
+        "ref 1 (holiday.jpg) says it is a JPEG image but its contents are a ZIP archive",
+    ),
+    "no content type and a web page": Bad(
+        lambda w: {"ref1": untyped(w, HTML, "cat.jfif")},
+        "ref 1 (cat.jfif) says it is a JPEG image but its contents are not",
+    ),
+    "no content type, size only in the header": Bad(
+        lambda w: {"ref1": untyped(w, png(100, 100), "tiny")},
+        "ref 1 (tiny) is 100×100 px: each side must be 240–8000 px",
+    ),
+    "empty file": Bad(
+        lambda w: {"ref1": w.file(b"", "blank.png", "image/png")},
+        "ref 1 (blank.png) is empty (0 bytes)",
+    ),
+    "empty on the CDN though Discord says otherwise": Bad(
+        lambda w: {"ref1": w.file(b"", "blank.png", "image/png", size=4096, width=320, height=320)},
+        "ref 1 (blank.png) is empty (0 bytes)",
+    ),
+    "reference whose link is gone": Bad(
+        lambda w: {"ref1": gone(w, "vanished.png")},
+        "ref 1 (vanished.png) could not be read (HTTP 404)",
+    ),
+    "mp4 that is a png": Bad(
+        lambda w: {"ref2": w.file(png(320, 320), "clip.mp4", "video/mp4")},
+        "ref 2 (clip.mp4) says it is an MP4 video but its contents are a PNG image",
+    ),
+    "voice that is a png named mp3": Bad(
+        lambda w: {"voice1": w.file(png(320, 320), "hello.mp3", "audio/mpeg")},
+        "voice 1 (hello.mp3) says it is MP3 audio but its contents are a PNG image",
+    ),
+    "start image that is a web page": Bad(
+        lambda w: {"start_image": w.file(HTML, "first.png", "image/png")},
+        "start image (first.png) says it is a PNG image but its contents are not",
+    ),
+    "prompt of only invisible characters": Bad(
+        lambda w: {"prompt": "\u200b\u2060\ufeff\u3164\u200b"},
+        "the prompt is empty (it has only invisible characters)",
+    ),
+    "prompt with a lone surrogate": Bad(
+        lambda w: {"prompt": "Image 1 dances \ud83d in the rain"},
+        "the prompt contains a broken character (U+D83D) that can't be sent",
+    ),
+    "negative prompt with a lone surrogate": Bad(
+        lambda w: {"negative_prompt": "blurry \udc00"},
+        "the negative prompt contains a broken character (U+DC00)",
+    ),
+    "prompt naming 59 missing images": Bad(
+        lambda w: {"prompt": MISSING_59},
+        "the prompt names Image 2, Image 3, Image 4, Image 5, Image 6 …and 54 more,"
+        " but you attached only 1 image",
+    ),
     "over quota": Bad(
         lambda w: {}, "costs 5 s of your daily quota but you have 3 s left", setup=over_quota
     ),
@@ -187,9 +270,61 @@ async def test_refused_with_a_reason_and_nothing_spent(world: World, case: Bad) 
         assert reply.ephemeral
         assert case.expect in reply.text, reply.text
         assert "Accepted" not in reply.text and "went wrong" not in reply.text
+        # Discord refuses longer content (the fake accepts it when it fills a deferral).
+        assert len(reply.message.get("content") or "") <= 2000
         assert len(world.wan.creates) == creates
         assert world.ledger(user) == ledger
         assert len(world.jobs_of(user)) == jobs
     finally:
         if undo is not None:
             await undo()
+
+
+REPLY_CASES = {
+    "png that is a zip": (
+        lambda w, thread: w.discord.register_file(
+            ZIP, "dog.png", "image/png", ephemeral=False, channel_id=thread
+        ),
+        "ref 1 (dog.png) says it is a PNG image but its contents are a ZIP archive",
+    ),
+    "empty file": (
+        lambda w, thread: w.discord.register_file(
+            b"", "dog.png", "image/png", ephemeral=False, channel_id=thread
+        ),
+        "ref 1 (dog.png) is empty (0 bytes)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REPLY_CASES.values(), ids=list(REPLY_CASES))
+async def test_a_reply_with_a_bad_new_file_is_refused_and_nothing_spent(
+    world: World, case: tuple[Callable[[World, int], dict[str, Any]], str]
+) -> None:
+    owner, replier = world.new_user("owner"), world.new_user("replier")
+    first = await world.command("video", good(world), user=owner)
+    thread_id = await world.until(
+        lambda: world.job(first.job_id)["thread_id"], what="the video's thread"
+    )
+    make_file, expect = case
+    creates, jobs = len(world.wan.creates), len(world.jobs_of(replier))
+    bot = world.discord.bot_user
+
+    posted = await world.discord.post_message(
+        thread_id,
+        f"{bot.mention} Image 1 does a backflip",
+        author=replier,
+        attachments=[make_file(world, thread_id)],
+        mentions=[bot],
+    )
+
+    def answer() -> dict[str, Any] | None:
+        for message in world.discord.channel_messages(thread_id):
+            if (message.get("message_reference") or {}).get("message_id") == posted["id"]:
+                return message
+        return None
+
+    answered = await world.until(answer, what="the bot's answer to the reply")
+    assert expect in answered["content"], answered["content"]
+    assert "Nothing was charged." in answered["content"]
+    assert len(world.wan.creates) == creates
+    assert len(world.jobs_of(replier)) == jobs and world.ledger(replier) == []

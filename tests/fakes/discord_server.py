@@ -176,6 +176,34 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def _ranged_response(data: bytes, content_type: str, header: str | None) -> web.Response:
+    """The whole file (200), or one ``Range: bytes=a-b`` of it (206; 416 past the end), as the
+    Discord CDN answers. A range the CDN would not understand gets the whole file."""
+    match = _RANGE.fullmatch(header.strip()) if header else None
+    if match is None or match.group(1) == match.group(2) == "":
+        return web.Response(
+            body=data, content_type=content_type, headers={"Accept-Ranges": "bytes"}
+        )
+    first, last = match.groups()
+    size = len(data)
+    if first:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    else:  # "bytes=-N": the last N bytes
+        start, end = max(size - int(last), 0), size - 1
+    if start >= size or start > end:
+        return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+    return web.Response(
+        status=206,
+        body=data[start : end + 1],
+        content_type=content_type,
+        headers={"Accept-Ranges": "bytes", "Content-Range": f"bytes {start}-{end}/{size}"},
+    )
+
+
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     # Walk the segments to the first start-of-frame marker, which holds the dimensions.
     i = 2
@@ -929,8 +957,10 @@ class FakeDiscord:
         if blob is None or not valid or not fresh:
             response = web.Response(status=404, text="This content is no longer available.")
         else:
-            response = web.Response(
-                body=blob.data, content_type=blob.content_type or "application/octet-stream"
+            response = _ranged_response(
+                blob.data,
+                blob.content_type or "application/octet-stream",
+                request.headers.get("Range"),
             )
         self.cdn_requests.append((request.path, response.status))
         self._notify()
