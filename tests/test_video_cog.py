@@ -1156,7 +1156,8 @@ async def test_a_reply_with_a_spoofed_file_is_refused_and_costs_nothing(world: W
         mentions=[world.me],
         attachments=[photo],
     )
-    text = message.reply.await_args.args[0]
+    assert message.reply.await_count == 0  # refusals of a reply are private
+    [text] = world.bob.dms
     assert "ref 1 (dog.jpg) says it is a JPEG image but its contents are a ZIP archive" in text
     assert len(await world.jobs()) == 1 and await world.ledger() == ledger
 
