@@ -247,12 +247,9 @@ async def test_a_video_thread_gives_one_hint_to_messages_that_do_not_mention_the
     await world.discord.post_message(
         thread_id, f"{world.discord.bot_user.mention} --duration 99", author=member
     )
-    bot_id = str(world.discord.bot_user.id)
+    # Its refusal is private (a DM), but it is answered in order after the plain message.
     await world.until(
-        lambda: any(
-            m["author"]["id"] == bot_id and "duration 99" in m["content"]
-            for m in world.discord.channel_messages(thread_id)
-        ),
+        lambda: any("duration 99" in m["content"] for m in world.discord.dm_messages(member)),
         what="the answer to the mention",
     )
     assert len(hints()) == 1
@@ -276,12 +273,9 @@ async def test_a_reply_reports_its_flags_labels_and_files_all_at_once(world: Wor
     )
 
     def answer() -> dict[str, Any] | None:
+        # Refusals of a reply are private: a DM that links the message it is about.
         return next(
-            (
-                m
-                for m in world.discord.channel_messages(thread_id)
-                if (m.get("message_reference") or {}).get("message_id") == posted["id"]
-            ),
+            (m for m in world.discord.dm_messages(member) if posted["id"] in m["content"]),
             None,
         )
 
