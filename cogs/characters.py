@@ -41,6 +41,7 @@ from core.characters import (
 )
 from core.errors import Refused, UserError
 from core.references import check_reference
+from core.sniffing import Sniffer
 from core.store import AuditRecord
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class CharactersCog(commands.Cog, name="Characters"):
 
     def __init__(self, bot: WanBot) -> None:
         self.bot = bot
+        self.sniffer = Sniffer(bot.session)
         self.keeper = ReferenceKeeper(bot)
         self.library = CharacterLibrary(bot, self.keeper)
 
@@ -124,7 +126,9 @@ class CharactersCog(commands.Cog, name="Characters"):
         await self.bot.service.check_allowed(requester_of(interaction))
         media = to_core_attachment(ref)
         clip = to_core_attachment(voice) if voice is not None else None
-        kind, problems = check_reference(media, clip)
+        # What the files really are, from their first bytes, as for /video.
+        contents = await self.sniffer.sniff_all([media, *([clip] if clip else [])])
+        kind, problems = check_reference(media, clip, contents)
         if (problem := name_problem(name)) is not None:
             problems.insert(0, problem)
         if problems or kind is None:

@@ -172,6 +172,9 @@ class MakeVideoCog(commands.Cog, name="MakeVideo"):
         values = submitted_values(data)
         message = await self._message(channel_id, message_id)
         references, stray = split_reply_attachments(message.attachments)
+        # What the message's files really are, from their first bytes, as for /video.
+        files = [to_core_attachment(attachment) for attachment in message.attachments]
+        contents = await video.sniffer.sniff_all(files)
         duration, problems = read_duration(values.get("duration", ""))
         cast = await video.cast.cast(who, values.get("characters"), references)
         options = GenerationOptions(
@@ -186,6 +189,7 @@ class MakeVideoCog(commands.Cog, name="MakeVideo"):
             options,
             stray_voices=stray,
             problems=[*problems, *cast.problems],
+            contents=contents,
         )
         # The message's files stay on it: that message is their lasting copy.
         copies = copies_on_message(message, reply_file_keys(message.attachments)) | cast.copies

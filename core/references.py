@@ -374,13 +374,20 @@ def build_request(
 
 
 def check_reference(
-    media: Attachment, voice: Attachment | None = None
+    media: Attachment,
+    voice: Attachment | None = None,
+    contents: Mapping[str, Sniffed] | None = None,
 ) -> tuple[Kind | None, list[str]]:
     """One file (and voice clip) by the rules :func:`build_request` applies to a reference:
-    its kind (None when unusable) and every problem (for saving a character)."""
-    kind, _media, problems = check_media(f"the file ({shown_name(media)})", media, None)
+    its kind (None when unusable) and every problem (for saving a character). ``contents``
+    (by URL) are the files' first bytes, as for :func:`build_request`."""
+    found = contents or {}
+    kind, _media, problems = check_media(
+        f"the file ({shown_name(media)})", media, found.get(media.url)
+    )
     if voice is not None:
-        problems += check_voice(f"the voice clip ({shown_name(voice)})", voice, None)[1]
+        who = f"the voice clip ({shown_name(voice)})"
+        problems += check_voice(who, voice, found.get(voice.url))[1]
     return kind, problems
 
 

@@ -417,3 +417,25 @@ async def test_the_gallery_pages_through_a_members_characters(world: World) -> N
 def _button(message: dict[str, Any], label: str) -> str:
     found = [c for c in iter_components(message["components"]) if c.get("label") == label]
     return str(found[0]["custom_id"])
+
+
+SPOOF = b"<!DOCTYPE html>\n<html><body>not a picture</body></html>\n"
+
+
+async def test_a_spoofed_file_is_refused_by_save_and_by_make_a_video(world: World) -> None:
+    member = world.new_user("spoofer")
+    before = len(library_messages(world))
+    saved = await save(world, member, "Fake", world.file(SPOOF, "fake.png", "image/png"))
+    assert saved.ephemeral and "its contents are not" in saved.text, saved.text
+    assert len(library_messages(world)) == before
+
+    fake = world.discord.register_file(SPOOF, "fake.png", "image/png", ephemeral=False)
+    posted = await world.discord.post_message(
+        world.discord.channel_id, "a picture?", author=member, attachments=[fake]
+    )
+    opened = await world.discord.dispatch_message_command("Make a video", posted, user=member)
+    await world.until(lambda: world.discord.modal_of(opened), what="the modal")
+    submitted = await world.discord.submit_modal(opened, {"prompt": "Image 1 waves"})
+    reply = await world.until(lambda: world.answer_of(submitted), what="the refusal")
+    assert reply.ephemeral and "its contents are not" in reply.text, reply.text
+    assert world.jobs_of(member) == [] and world.ledger(member) == []
