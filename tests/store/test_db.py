@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from core.store import QuotaLimits, Store
+import pytest
+
+from core.store import Database, HintQueries, QuotaLimits, Store
 from tests.store.helpers import GUILD, NOW, USER, make_job
 
 
@@ -33,3 +36,28 @@ async def test_a_write_is_visible_to_the_next_read_even_under_a_storm_of_reads(
         stop.set()
         await asyncio.gather(*readers)
     assert all(seen)
+
+
+async def test_a_transaction_that_raises_writes_nothing(tmp_path: Path) -> None:
+    async with Database.open(tmp_path / "db.sqlite3") as db:
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as conn:
+                await conn.execute("INSERT INTO thread_hints (thread_id, created_at) VALUES (1, 0)")
+                raise RuntimeError("the check after the write failed")
+        assert await db.fetchall("SELECT * FROM thread_hints") == []
+        async with db.transaction() as conn:  # the writer is free again
+            await conn.execute("INSERT INTO thread_hints (thread_id, created_at) VALUES (1, 0)")
+        assert len(await db.fetchall("SELECT * FROM thread_hints")) == 1
+
+
+async def test_one_concern_runs_on_a_database_of_its_own(tmp_path: Path) -> None:
+    async with Database.open(tmp_path / "db.sqlite3") as db:
+        hints = HintQueries(db)
+        assert await hints.mark_thread_hinted(5, NOW) is True
+        assert await hints.mark_thread_hinted(5, NOW) is False
+
+
+async def test_the_store_needs_a_file() -> None:
+    with pytest.raises(ValueError, match="needs a file"):
+        async with Store.open(":memory:"):
+            pass

@@ -15,7 +15,8 @@ import pytest
 
 from core.jobs import JobState
 from core.request import GenerationRequest, Reference
-from core.store import NewJob, QuotaLimits, Store, utc_day
+from core.store import Database, NewJob, QuotaLimits, Store, utc_day
+from core.store._db import migrations
 from tests.store.helpers import NOW, USER, make_job
 
 
@@ -29,6 +30,34 @@ async def test_migrations_set_user_version_and_are_idempotent(tmp_path: Path) ->
         assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 1
+
+
+def test_migrations_are_numbered_without_gaps() -> None:
+    versions = [version for version, _ in migrations()]
+    assert versions == list(range(1, len(versions) + 1))
+
+
+async def test_a_failing_migration_rolls_back_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "some_migrations"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "001_first.sql").write_text("CREATE TABLE first (id INTEGER);\n")
+    (package / "002_broken.sql").write_text(
+        "-- the second statement fails: the first must not stay\n"
+        "CREATE TABLE second (id INTEGER);\nINSERT INTO missing VALUES (1);\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("core.store._db.MIGRATIONS_PACKAGE", "some_migrations")
+    path = tmp_path / "db.sqlite3"
+    with pytest.raises(sqlite3.OperationalError, match="missing"):
+        async with Database.open(path):
+            pass
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"first"}
 
 
 # --- the stored request, and databases written before it ---------------------------------------
