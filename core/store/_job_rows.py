@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Final
 
 import aiosqlite
@@ -84,6 +85,10 @@ INSERT: Final = (
     f"INSERT INTO jobs ({SELECT_LIST}) VALUES ({placeholders(len(COLUMNS))})"  # every column
 )
 _LOADS: Final = tuple((column.attr, column.from_db) for column in COLUMNS)
+_VALUES: Final = attrgetter(*(column.attr for column in COLUMNS))  # every attribute, in order
+_DUMPS: Final = tuple(
+    (index, column.to_db) for index, column in enumerate(COLUMNS) if column.to_db is not _as_is
+)
 
 
 def job_from_row(row: aiosqlite.Row) -> Job:
@@ -93,7 +98,10 @@ def job_from_row(row: aiosqlite.Row) -> Job:
 
 def insert_params(job: Job) -> tuple[Any, ...]:
     """The values of :data:`INSERT` for ``job``."""
-    return tuple(column.to_db(getattr(job, column.attr)) for column in COLUMNS)
+    values = list(_VALUES(job))
+    for index, to_db in _DUMPS:
+        values[index] = to_db(values[index])
+    return tuple(values)
 
 
 def reserved(new: NewJob, day: str, now: float) -> Job:
