@@ -21,7 +21,6 @@ from discord.app_commands import Choice
 from cogs.cdn import ReferencesExpired
 from cogs.permissions import services
 from cogs.reference_copies import Copies, ReferenceKeeper
-from core.character_store import Character
 from core.characters import (
     CharacterTag,
     braced,
@@ -37,6 +36,7 @@ from core.jobs import Job
 from core.references import BuiltRequest, LabelledReference, ReferenceInput
 from core.request import MAX_REFERENCES
 from core.service import Requester
+from core.store import Character
 
 if TYPE_CHECKING:
     from bot import WanBot

@@ -12,8 +12,8 @@ import discord
 
 from cogs.character_library import CharacterLibrary
 from cogs.errors import report_error
-from core.character_store import Character
 from core.characters import braced
+from core.store import Character
 
 log = logging.getLogger(__name__)
 

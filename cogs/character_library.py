@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Final
 import discord
 
 from cogs.reference_copies import FileToKeep, ReferenceKeeper
-from core.character_store import Character, Files
 from core.characters import braced
 from core.errors import UserError
 from core.media import largest_upload
 from core.references import Attachment
+from core.store import Character, Files
 
 if TYPE_CHECKING:
     from bot import WanBot

@@ -26,7 +26,6 @@ from cogs.character_library import CharacterLibrary, caption
 from cogs.permissions import is_moderator, moderator_only
 from cogs.reference_copies import ReferenceKeeper
 from cogs.video import requester_of, to_core_attachment
-from core.character_store import Character, NewCharacter
 from core.characters import (
     NAME_MAX_CHARS,
     CharacterLimits,
@@ -42,7 +41,7 @@ from core.characters import (
 from core.errors import Refused, UserError
 from core.references import check_reference
 from core.sniffing import Sniffer
-from core.store import AuditRecord
+from core.store import AuditRecord, Character, NewCharacter
 
 if TYPE_CHECKING:
     from bot import WanBot

@@ -110,6 +110,7 @@ class Job:
     # Lasting copies of the reference files: "ref:N" / "voice:N" / "start" → [channel, message,
     # attachment position]. Opaque to core; the Discord side reads them back when reusing.
     reference_copies: dict[str, list[int]] = field(default_factory=dict)
+    user_name: str | None = None  # the requester's display name when it was accepted (reports)
 
     @property
     def delivery_nonce(self) -> str:

@@ -22,7 +22,7 @@ from core.references import (
 )
 from core.reply_flags import ReplyFlagError, parse_reply, read_reply
 from core.store import QuotaLimits, Store
-from tests.test_store import NOW, make_job
+from tests.store.helpers import NOW, make_job
 
 CDN = "https://cdn.example/"
 

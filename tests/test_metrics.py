@@ -19,7 +19,7 @@ from core.loop_lag import LoopLagProbe
 from core.metrics import Metrics, discord_route, status_label
 from core.store import QuotaLimits, Store
 from core.webhooks import make_http_app
-from tests.test_store import NOW, make_job
+from tests.store.helpers import NOW, make_job
 
 
 def test_each_metrics_object_has_its_own_registry() -> None:

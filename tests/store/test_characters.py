@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from core.character_store import NameTaken, NewCharacter
 from core.characters import CharacterLimits, CharacterTag, Scope
 from core.errors import Refused
 from core.references import Attachment, LabelledReference
 from core.request import GenerationRequest
-from core.store import AuditRecord, QuotaExceeded, QuotaLimits, Store
-from tests.test_store import NOW, make_job
+from core.store import AuditRecord, NameTaken, NewCharacter, QuotaExceeded, QuotaLimits, Store
+from tests.store.helpers import NOW, make_job
 
 GUILD, ALICE, BOB = 10, 20, 21
 LIMITS = CharacterLimits(per_member=3, per_server=2)
@@ -29,12 +27,6 @@ def character(
     clip = Attachment("https://cdn.example/v.mp3", "v.mp3", "audio/mpeg", 300) if voice else None
     files = {"media": [1, 2, 0]} | ({"voice": [1, 2, 1]} if voice else {})
     return NewCharacter(GUILD, owner, scope, name, "image", media, clip, files)
-
-
-@pytest.fixture
-async def store(tmp_path: Path):
-    async with Store.open(tmp_path / "db.sqlite3") as opened:
-        yield opened
 
 
 async def test_a_saved_character_reads_back_whole(store: Store) -> None:

@@ -1,21 +1,14 @@
-"""Which video threads were given the "how to ask for a new video" hint (a mixin of the store)."""
+"""Which video threads were given the "how to ask for a new video" hint."""
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING
-
-import aiosqlite
+from core.store._db import Queries
 
 
-class HintQueries:
-    if TYPE_CHECKING:
-
-        def _tx(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
-
+class HintQueries(Queries):
     async def mark_thread_hinted(self, thread_id: int, now: float) -> bool:
         """Record that ``thread_id`` got its hint; False when it already had one."""
-        async with self._tx() as conn:
+        async with self._db.transaction() as conn:
             cur = await conn.execute(
                 "INSERT OR IGNORE INTO thread_hints (thread_id, created_at) VALUES (?, ?)",
                 (thread_id, now),

@@ -1,18 +1,18 @@
-"""The character library's SQL: saved characters, the library thread, who may save for the server.
+"""The character library's SQL: saved characters, the library thread, who may save for the
+server, and prompts as written.
 
-A mixin of :class:`core.store.Store`: it runs on the store's connections, under its write lock
-and read turns, so a character is saved with the same guarantees as a job (a limit check and the
-insert in one transaction; unique names enforced by the database itself).
+On the store's shared database, under its write lock and read turns, so a character is saved
+with the same guarantees as a job (a limit check and the insert in one transaction; unique names
+enforced by the database itself).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Sequence
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Collection
+from dataclasses import replace
+from typing import cast
 
 import aiosqlite
 
@@ -20,54 +20,13 @@ from core.attachments import Kind
 from core.characters import CharacterLimits, Scope, braced, clean_name, limit_problem, name_key
 from core.errors import Refused
 from core.references import Attachment
-
-if TYPE_CHECKING:
-    from core.store import AuditRecord
-
-Files = dict[str, list[int]]  # "media" / "voice" → [channel id, message id, attachment position]
+from core.store._audit import write_audit
+from core.store._db import Queries, scalar
+from core.store.types import AuditRecord, Character, NameTaken, NewCharacter
 
 _COLUMNS = (
     "id, guild_id, owner_id, scope, name, kind, media_json, voice_json, files_json, created_at"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class NewCharacter:
-    guild_id: int
-    owner_id: int
-    scope: Scope
-    name: str
-    kind: Kind
-    media: Attachment
-    voice: Attachment | None
-    files: Files
-
-
-@dataclass(frozen=True, slots=True)
-class Character:
-    id: int
-    guild_id: int
-    owner_id: int
-    scope: Scope
-    name: str
-    kind: Kind
-    media: Attachment  # as saved; its URL is refreshed from ``files`` before use
-    voice: Attachment | None
-    files: Files
-    created_at: float
-
-    @property
-    def key(self) -> str:
-        return name_key(self.name)
-
-
-class NameTaken(Refused):
-    def __init__(self, name: str, scope: Scope) -> None:
-        where = "You already have" if scope == "me" else "This server already has"
-        super().__init__(
-            f"{where} a character named {braced(name)}. Pick another name, or rename or"
-            " delete the old one first."
-        )
 
 
 def _character(row: aiosqlite.Row) -> Character:
@@ -97,27 +56,7 @@ def _count(guild_id: int, owner_id: int, scope: Scope) -> tuple[str, tuple[int, 
     return "SELECT COUNT(*) FROM characters WHERE guild_id = ? AND scope = 'server'", (guild_id,)
 
 
-class CharacterQueries:
-    """Character queries; :class:`core.store.Store` provides the connections used here."""
-
-    if TYPE_CHECKING:
-
-        def _tx(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
-
-        async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]: ...
-
-        async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None: ...
-
-        @staticmethod
-        async def _one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> Any: ...
-
-        @staticmethod
-        async def _audit(
-            conn: aiosqlite.Connection, record: AuditRecord | None, now: float
-        ) -> None: ...
-
-    # ----------------------------------------------------------------- characters
-
+class CharacterQueries(Queries):
     async def save_character(
         self,
         new: NewCharacter,
@@ -129,8 +68,8 @@ class CharacterQueries:
 
         Raises :class:`NameTaken`, or :class:`core.errors.Refused` at the limit.
         """
-        async with self._tx() as conn:
-            count = await self._one(conn, *_count(new.guild_id, new.owner_id, new.scope))
+        async with self._db.transaction() as conn:
+            count = await scalar(conn, *_count(new.guild_id, new.owner_id, new.scope))
             problem = limit_problem(new.scope, int(count), limits)
             if problem is not None:
                 raise Refused(problem)
@@ -155,7 +94,7 @@ class CharacterQueries:
                 )
             except sqlite3.IntegrityError:
                 raise NameTaken(new.name, new.scope) from None
-            await self._audit(conn, audit, now)
+            await write_audit(conn, audit, now)
             character_id = cur.lastrowid
             async with conn.execute(
                 f"SELECT {_COLUMNS} FROM characters WHERE id = ?", (character_id,)
@@ -166,7 +105,7 @@ class CharacterQueries:
 
     async def characters_for(self, guild_id: int, user_id: int) -> list[Character]:
         """The member's own characters, then the server's, each by name."""
-        rows = await self._fetchall(
+        rows = await self._db.fetchall(
             f"SELECT {_COLUMNS} FROM characters WHERE guild_id = ?"
             " AND (scope = 'server' OR owner_id = ?)"
             " ORDER BY scope = 'server', name_key",
@@ -176,7 +115,7 @@ class CharacterQueries:
 
     async def find_character(self, guild_id: int, user_id: int, name: str) -> Character | None:
         """The member's own character of that name, else the server's (own names come first)."""
-        row = await self._fetchone(
+        row = await self._db.fetchone(
             f"SELECT {_COLUMNS} FROM characters WHERE guild_id = ? AND name_key = ?"
             " AND ((scope = 'me' AND owner_id = ?) OR scope = 'server')"
             " ORDER BY scope = 'server' LIMIT 1",
@@ -188,21 +127,21 @@ class CharacterQueries:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        rows = await self._fetchall(
+        rows = await self._db.fetchall(
             f"SELECT {_COLUMNS} FROM characters WHERE id IN ({', '.join('?' * len(wanted))})",
             wanted,
         )
         return {character.id: character for character in map(_character, rows)}
 
     async def count_characters(self, guild_id: int, owner_id: int, scope: Scope) -> int:
-        row = await self._fetchone(*_count(guild_id, owner_id, scope))
+        row = await self._db.fetchone(*_count(guild_id, owner_id, scope))
         return int(row[0]) if row else 0
 
     async def rename_character(
         self, character: Character, new_name: str, now: float, audit: AuditRecord | None = None
     ) -> Character:
         """Raises :class:`NameTaken`; returns the renamed character."""
-        async with self._tx() as conn:
+        async with self._db.transaction() as conn:
             try:
                 cur = await conn.execute(
                     "UPDATE characters SET name = ?, name_key = ?, updated_at = ? WHERE id = ?",
@@ -212,29 +151,29 @@ class CharacterQueries:
                 raise NameTaken(new_name, character.scope) from None
             if cur.rowcount != 1:
                 raise Refused(f"The character {braced(character.name)} no longer exists.")
-            await self._audit(conn, audit, now)
+            await write_audit(conn, audit, now)
         return replace(character, name=clean_name(new_name))
 
     async def delete_character(
         self, character_id: int, now: float, audit: AuditRecord | None = None
     ) -> bool:
-        async with self._tx() as conn:
+        async with self._db.transaction() as conn:
             cur = await conn.execute("DELETE FROM characters WHERE id = ?", (character_id,))
             if cur.rowcount != 1:
                 return False
-            await self._audit(conn, audit, now)
+            await write_audit(conn, audit, now)
             return True
 
     # ----------------------------------------------------------------- the library thread
 
     async def library_channel(self, guild_id: int) -> int | None:
-        row = await self._fetchone(
+        row = await self._db.fetchone(
             "SELECT channel_id FROM character_libraries WHERE guild_id = ?", (guild_id,)
         )
         return None if row is None else int(row[0])
 
     async def set_library_channel(self, guild_id: int, channel_id: int, now: float) -> None:
-        async with self._tx() as conn:
+        async with self._db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO character_libraries (guild_id, channel_id, created_at)"
                 " VALUES (?, ?, ?) ON CONFLICT (guild_id) DO UPDATE"
@@ -245,7 +184,7 @@ class CharacterQueries:
     # ----------------------------------------------------------------- server setting
 
     async def character_editor_role(self, guild_id: int) -> int | None:
-        row = await self._fetchone(
+        row = await self._db.fetchone(
             "SELECT editor_role_id FROM character_settings WHERE guild_id = ?", (guild_id,)
         )
         return None if row is None or row[0] is None else int(row[0])
@@ -253,24 +192,24 @@ class CharacterQueries:
     async def set_character_editor_role(
         self, guild_id: int, role_id: int | None, now: float, audit: AuditRecord | None = None
     ) -> None:
-        async with self._tx() as conn:
+        async with self._db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO character_settings (guild_id, editor_role_id, updated_at)"
                 " VALUES (?, ?, ?) ON CONFLICT (guild_id) DO UPDATE"
                 " SET editor_role_id = excluded.editor_role_id, updated_at = excluded.updated_at",
                 (guild_id, role_id, now),
             )
-            await self._audit(conn, audit, now)
+            await write_audit(conn, audit, now)
 
     # ----------------------------------------------------------------- prompts as written
 
     async def save_written_prompt(self, job_id: str, prompt: str) -> None:
-        async with self._tx() as conn:
+        async with self._db.transaction() as conn:
             await conn.execute(
                 "INSERT OR IGNORE INTO job_prompts (job_id, prompt) VALUES (?, ?)",
                 (job_id, prompt),
             )
 
     async def written_prompt(self, job_id: str) -> str | None:
-        row = await self._fetchone("SELECT prompt FROM job_prompts WHERE job_id = ?", (job_id,))
+        row = await self._db.fetchone("SELECT prompt FROM job_prompts WHERE job_id = ?", (job_id,))
         return None if row is None else str(row[0])

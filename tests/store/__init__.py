@@ -1,0 +1,1 @@
+"""The store's tests, one module per concern of core/store/."""
