@@ -18,9 +18,8 @@ from discord.ext import commands
 
 from cogs.errors import report_error
 from cogs.limits import fit_embed
-from cogs.permissions import BotServices, services
+from cogs.permissions import BotServices, guild_member, role_ids, services
 from cogs.presenter import settings_line, shorten, state_line
-from core.errors import UserError
 from core.jobs import UNFINISHED_STATES, Job
 from core.quota import QuotaStatus, quota_status
 from core.references import (
@@ -67,35 +66,9 @@ def job_link(job: Job) -> str:
     return link
 
 
-def format_age(seconds: float) -> str:
-    """A compact age: ``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``."""
-    seconds = max(int(seconds), 0)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
-
-
 def short_state(job: Job) -> str:
     """The first line of the status text ("✅ Done", "❌ Failed: reason")."""
     return shorten(state_line(job).splitlines()[0], 120)
-
-
-def guild_member(interaction: discord.Interaction) -> discord.Member:
-    """The invoking member; these commands count quota per server, so DMs are refused."""
-    if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
-        raise UserError("This command only works in a server.")
-    return interaction.user
-
-
-def role_ids(member: discord.Member | discord.User) -> list[int]:
-    return [role.id for role in getattr(member, "roles", ())]
 
 
 # ----------------------------------------------------------------- /quota

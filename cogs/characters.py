@@ -20,10 +20,9 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
-from cogs.account import guild_member, role_ids
 from cogs.character_gallery import GalleryView, character_embed
 from cogs.character_library import CharacterLibrary, caption
-from cogs.permissions import is_moderator, moderator_only
+from cogs.permissions import guild_member, is_moderator, moderator_only, role_ids
 from cogs.reference_copies import ReferenceKeeper
 from cogs.video import requester_of, to_core_attachment
 from core.characters import (

@@ -1,8 +1,10 @@
-"""Who counts as a moderator, and the run-time check every moderator command carries.
+"""Who the invoking member is, who counts as a moderator, and the run-time moderator check.
 
 ``default_permissions`` on ``/admin`` only *hides* the commands by default: a server's owner can
 let anyone use them (Server Settings → Integrations). So each moderator command checks again when
 it runs: the member needs Manage Server, or the server's moderator role (``/admin defaults``).
+:func:`check_moderator` is that check: the admin cog runs it from its ``interaction_check`` (for
+every command of the cog); a single command elsewhere carries :func:`moderator_only`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import discord
 from discord import app_commands
 
 from core.config import Settings
+from core.errors import UserError
 from core.service import VideoService
 from core.store import Store
 
@@ -60,6 +63,18 @@ class NotModerator(app_commands.CheckFailure):
         super().__init__(message)
 
 
+def guild_member(interaction: discord.Interaction) -> discord.Member:
+    """The invoking member; commands that count per server refuse direct messages."""
+    if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
+        raise UserError("This command only works in a server.")
+    return interaction.user
+
+
+def role_ids(member: discord.Member | discord.User) -> list[int]:
+    """The member's role ids, for the core's rules (a ``User`` outside a server has none)."""
+    return [role.id for role in getattr(member, "roles", ())]
+
+
 def has_manage_server(member: discord.Member) -> bool:
     """Manage Server (or Administrator, or ownership), as Discord resolved it when possible."""
     # An interaction's member carries the permissions Discord computed; a cached member's
@@ -78,7 +93,9 @@ async def is_moderator(bot: BotServices, member: discord.Member) -> bool:
     return role_id is not None and any(role.id == role_id for role in member.roles)
 
 
-async def _moderator_predicate(interaction: discord.Interaction) -> bool:
+async def check_moderator(interaction: discord.Interaction) -> bool:
+    """True for a moderator; otherwise raises :class:`NotModerator` (or ``NoPrivateMessage``),
+    which the tree's error policy shows to the member ephemerally."""
     member = interaction.user
     if interaction.guild_id is None or not isinstance(member, discord.Member):
         raise app_commands.NoPrivateMessage("This command only works in a server.")
@@ -99,4 +116,4 @@ def moderator_only() -> Callable[[T], T]:
     Raises :class:`NotModerator` (a ``CheckFailure``), which the tree's error policy shows to
     the member ephemerally.
     """
-    return app_commands.check(_moderator_predicate)
+    return app_commands.check(check_moderator)

@@ -15,6 +15,7 @@ from cogs.limits import shorten as shorten  # used by other cogs through this mo
 from core.jobs import Job, JobState
 from core.references import render_label_map
 from core.request import GenerationRequest
+from core.timefmt import format_duration
 
 _STATE_LINES: dict[JobState, str] = {
     JobState.RESERVED: "⏳ Queued",
@@ -118,12 +119,6 @@ def status_embed(job: Job, note: str | None = None) -> discord.Embed:
         embed.set_thumbnail(url=thumbnail)
     embed.set_footer(text=f"job {job.id} · {job.origin.value}")
     return fit_embed(embed)
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(int(seconds), 0)
-    minutes, secs = divmod(seconds, 60)
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 def accepted_text(job: Job, warnings: tuple[str, ...], label_map: str) -> str:

@@ -27,7 +27,7 @@ from cogs.delivery import DiscordDelivery, status_channel_id
 from cogs.errors import describe_error
 from cogs.limits import CONTENT_MAX, fit_content, fit_text, length
 from cogs.mentions import without_bot_mentions, without_mentions
-from cogs.permissions import is_moderator
+from cogs.permissions import is_moderator, role_ids
 from cogs.privately import tell_privately
 from cogs.reference_copies import Copies, copies_on_message
 from cogs.thread_hints import ThreadHints
@@ -77,7 +77,7 @@ def requester_of(source: discord.Interaction | discord.Message) -> Requester:
         guild_id=source.guild.id,
         channel_id=channel.id,
         user_id=user.id,
-        role_ids=[role.id for role in getattr(user, "roles", ())],
+        role_ids=role_ids(user),
         parent_channel_id=parent_id,
         channel_is_nsfw=bool(getattr(nsfw_source, "nsfw", False)),
         display_name=getattr(user, "display_name", None),

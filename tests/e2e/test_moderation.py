@@ -38,7 +38,15 @@ def audit(world: World, action: str) -> list[Any]:
     return world.rows("SELECT * FROM audit_log WHERE action = ? ORDER BY id", action)
 
 
+# Every /admin subcommand (18), each as a member without Manage Server would call it.
 REFUSED: dict[str, Callable[[World, FakeUser], tuple[str, dict[str, Any]]]] = {
+    "quota show": lambda w, target: ("admin quota show", {"user": target}),
+    "quota reset": lambda w, target: ("admin quota reset", {"user": target}),
+    "channels allow": lambda w, target: ("admin channels allow", {"channel": w.discord.channel_id}),
+    "channels clear": lambda w, target: ("admin channels clear", {"channel": w.discord.channel_id}),
+    "channels list": lambda w, target: ("admin channels list", {}),
+    "channels nsfw-only": lambda w, target: ("admin channels nsfw-only", {"enabled": True}),
+    "usage": lambda w, target: ("admin usage", {"days": 1}),
     "ban": lambda w, target: ("admin ban", {"user": target, "reason": "nope"}),
     "unban": lambda w, target: ("admin unban", {"user": target}),
     "pause": lambda w, target: ("admin pause", {"reason": "nope"}),
