@@ -21,7 +21,7 @@ from aiohttp import web
 from core.attachments import Attachment
 from core.sniffing import HEAD_BYTES, Sniffed, Sniffer, identify
 from tests.e2e.harness import GIF, MP3, mp4, png
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 
 # ----------------------------------------------------------------------------- samples
 
