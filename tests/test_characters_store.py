@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -29,12 +28,6 @@ def character(
     clip = Attachment("https://cdn.example/v.mp3", "v.mp3", "audio/mpeg", 300) if voice else None
     files = {"media": [1, 2, 0]} | ({"voice": [1, 2, 1]} if voice else {})
     return NewCharacter(GUILD, owner, scope, name, "image", media, clip, files)
-
-
-@pytest.fixture
-async def store(tmp_path: Path):
-    async with Store.open(tmp_path / "db.sqlite3") as opened:
-        yield opened
 
 
 async def test_a_saved_character_reads_back_whole(store: Store) -> None:

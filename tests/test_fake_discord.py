@@ -164,13 +164,6 @@ class Harness:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        yield fake
-        assert fake.server_errors == []
-
-
-@pytest.fixture
 async def harness(fake: FakeDiscord) -> AsyncIterator[Harness]:
     seen = Seen()
     bot = build_bot(fake, seen)

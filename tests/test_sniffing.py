@@ -11,7 +11,7 @@ import asyncio
 import socket
 import struct
 import wave
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from io import BytesIO
 
 import aiohttp
@@ -124,20 +124,6 @@ def test_a_cut_image_header_has_no_size() -> None:
 
 
 # ----------------------------------------------------------------------------- reading
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    discord = FakeDiscord()
-    await discord.start()
-    yield discord
-    await discord.close()
 
 
 def attachment(payload: dict[str, object]) -> Attachment:

@@ -51,12 +51,6 @@ def make_job(
     )
 
 
-@pytest.fixture
-async def store(tmp_path: Path):
-    async with Store.open(tmp_path / "db.sqlite3") as opened:
-        yield opened
-
-
 async def test_migrations_set_user_version_and_are_idempotent(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     async with Store.open(path):
