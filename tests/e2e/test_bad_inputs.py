@@ -318,10 +318,11 @@ async def test_a_reply_with_a_bad_new_file_is_refused_and_nothing_spent(
     )
 
     def answer() -> dict[str, Any] | None:
-        for message in world.discord.channel_messages(thread_id):
-            if (message.get("message_reference") or {}).get("message_id") == posted["id"]:
-                return message
-        return None
+        # Refusals of a reply are private: a DM that links the message it is about.
+        return next(
+            (m for m in world.discord.dm_messages(replier) if posted["id"] in m["content"]),
+            None,
+        )
 
     answered = await world.until(answer, what="the bot's answer to the reply")
     assert expect in answered["content"], answered["content"]
