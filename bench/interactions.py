@@ -44,8 +44,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from bench._support import (
     API_KEY,
     ROOT,
@@ -57,7 +55,7 @@ from bench._support import (
     stop_process,
 )
 from core.config import SETTING_NAMES
-from tests.fakes.discord_server import FakeDiscord, FakeUser, _Ctx
+from tests.fakes.discord import FakeDiscord, FakeInteraction, FakeUser, ResponseKind
 
 # Every setting the bot reads is set (empty = default), so no shell variable or .env leaks in.
 BOT_SETTINGS = SETTING_NAMES
@@ -71,18 +69,14 @@ class TimedDiscord(FakeDiscord):
         super().__init__(**kwargs)
         self.acked_at: dict[int, float] = {}
         self.answered_at: dict[int, float] = {}
+        self.on_interaction_response.append(self._arrived)
 
-    async def _interaction_callback(self, ctx: _Ctx) -> web.Response:
+    def _arrived(self, interaction: FakeInteraction, kind: ResponseKind) -> None:
         arrived = time.perf_counter()
-        self.acked_at.setdefault(ctx.id("interaction_id"), arrived)
-        return await super()._interaction_callback(ctx)
-
-    async def _post_followup(self, ctx: _Ctx) -> web.Response:
-        arrived = time.perf_counter()
-        interaction = self._interactions_by_token.get(ctx.params["token"])
-        if interaction is not None:
+        if kind == "callback":
+            self.acked_at.setdefault(interaction.id, arrived)
+        elif kind == "followup":
             self.answered_at.setdefault(interaction.id, arrived)
-        return await super()._post_followup(ctx)
 
 
 def bot_environment(fake: FakeDiscord, wan_url: str, directory: Path) -> dict[str, str]:

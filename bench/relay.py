@@ -55,7 +55,7 @@ from core.jobs import JobOrigin, JobState, new_job_id
 from core.media import UPLOAD_OVERHEAD_BYTES, download_video
 from core.quota import job_cost
 from core.store import NewJob, QuotaLimits
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.wan_server import API_PATH
 
 PREMIUM_TIER = 3  # 100 MiB per file

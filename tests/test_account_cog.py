@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,29 +30,13 @@ from tests.discord_mocks import (
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[BotHarness]:
-    async with open_harness(tmp_path / "db.sqlite3") as opened:
-        yield opened
-
-
-@pytest.fixture
 def cog(harness: BotHarness) -> AccountCog:
     return AccountCog(harness.bot, clock=harness.clock)
 
 
 @pytest.fixture
-def guild():
-    return make_guild()
-
-
-@pytest.fixture
 def channel(guild):
     return make_text_channel(guild)
-
-
-@pytest.fixture
-def alice(guild):
-    return make_member(guild, name="alice")
 
 
 # ----------------------------------------------------------------- /quota

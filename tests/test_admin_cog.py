@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock
 
@@ -33,25 +31,13 @@ from tests.discord_mocks import (
     make_thread,
     make_user,
     move_job,
-    open_harness,
     requester_for,
 )
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[BotHarness]:
-    async with open_harness(tmp_path / "db.sqlite3") as opened:
-        yield opened
-
-
-@pytest.fixture
 def cog(harness: BotHarness) -> AdminCog:
     return AdminCog(harness.bot, clock=harness.clock)
-
-
-@pytest.fixture
-def guild():
-    return make_guild()
 
 
 @pytest.fixture
@@ -64,11 +50,6 @@ def mod(guild):
     """A moderator through Manage Server (from a role, as Discord computes it)."""
     staff = make_role(guild, name="staff", permissions=discord.Permissions(manage_guild=True))
     return make_member(guild, name="mod", roles=[staff])
-
-
-@pytest.fixture
-def alice(guild):
-    return make_member(guild, name="alice")
 
 
 def as_(member, harness, channel):

@@ -16,7 +16,7 @@ from bot import tracker_config
 from cogs.check import check
 from cogs.discord_endpoint import restore_discord_defaults
 from core.config import ConfigError, Settings, config_warnings
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.wan_server import FakeWanServer
 
 ROOT = Path(__file__).resolve().parent.parent

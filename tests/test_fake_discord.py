@@ -30,7 +30,7 @@ from cogs.discord_endpoint import (
     point_discord_at,
     restore_discord_defaults,
 )
-from tests.fakes.discord_server import FakeDiscord, Intent, MessageFlag, image_size
+from tests.fakes.discord import FakeDiscord, Intent, MessageFlag, image_size
 
 REROLL_ID = "probe:reroll"
 DONE_ID = "probe:done"
@@ -161,13 +161,6 @@ class Harness:
         channel = self.bot.get_channel(self.fake.channel_id)
         assert isinstance(channel, discord.TextChannel)
         return channel
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        yield fake
-        assert fake.server_errors == []
 
 
 @pytest.fixture
@@ -477,6 +470,27 @@ async def test_subcommand_group_ephemeral_defer_and_original_edit(harness: Harne
         await fake.dispatch_slash_command("admin quota nope")
     with pytest.raises(ValueError, match="required options missing"):
         await fake.dispatch_slash_command("admin quota set", {"seconds": 5})
+
+
+async def test_every_answer_to_an_interaction_is_heard_as_it_arrives(harness: Harness) -> None:
+    """``on_interaction_response`` hears each answer in order, even one refused as too late."""
+    fake, bot, seen = harness.fake, harness.bot, harness.seen
+    heard: list[tuple[int, str]] = []
+    fake.on_interaction_response.append(lambda record, kind: heard.append((record.id, kind)))
+    await bot.tree.sync(guild=discord.Object(fake.guild_id))
+
+    iid = await fake.dispatch_slash_command(
+        "admin quota set", {"user": fake.member, "seconds": 90}, user=fake.moderator
+    )
+    await seen.get("admin")
+    # The thinking defer, the follow-up that fills it, the edit, the public follow-up.
+    assert heard == [(iid, "callback"), (iid, "followup"), (iid, "edit"), (iid, "followup")]
+
+    late = await fake.dispatch_slash_command("slow")
+    fake.advance_clock(fake.response_window + 1)
+    seen.put("go", None)
+    assert isinstance(await seen.get("slow"), discord.NotFound)
+    assert heard[-1] == (late, "callback") and fake.interactions[late].response_type is None
 
 
 async def test_component_update_then_channel_edit_and_delete(harness: Harness) -> None:

@@ -120,12 +120,6 @@ async def server(origin: Origin) -> AsyncIterator[TestServer]:
     await server.close()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def fetch(
     session: aiohttp.ClientSession,
     server: TestServer,

@@ -11,7 +11,7 @@ import asyncio
 import socket
 import struct
 import wave
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from io import BytesIO
 
 import aiohttp
@@ -21,7 +21,7 @@ from aiohttp import web
 from core.attachments import Attachment
 from core.sniffing import HEAD_BYTES, Sniffed, Sniffer, identify
 from tests.e2e.harness import GIF, MP3, mp4, png
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 
 # ----------------------------------------------------------------------------- samples
 
@@ -124,20 +124,6 @@ def test_a_cut_image_header_has_no_size() -> None:
 
 
 # ----------------------------------------------------------------------------- reading
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    discord = FakeDiscord()
-    await discord.start()
-    yield discord
-    await discord.close()
 
 
 def attachment(payload: dict[str, object]) -> Attachment:

@@ -23,7 +23,7 @@ from cogs.startup import command_differences, describe_sync, invite_url
 from cogs.video import BOT_PERMISSIONS
 from core.config import SETTING_NAMES
 from core.startup_checks import database_problem, describe_bind_error
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT = ROOT / "bot.py"

@@ -103,12 +103,6 @@ async def wan() -> AsyncIterator[FakeWanServer]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as http:
-        yield http
-
-
-@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 

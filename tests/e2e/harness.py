@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from core.config import SETTING_NAMES
-from tests.fakes.discord_server import FakeDiscord, FakeUser, MessageFlag
+from tests.fakes.discord import FakeDiscord, FakeUser, MessageFlag
 from tests.fakes.wan_server import FakeWanServer, fake_mp4_chunks
 
 ROOT = Path(__file__).resolve().parents[2]

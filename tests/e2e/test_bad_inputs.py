@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import GIF, MP3, Options, World, mp4, png
-from tests.fakes.discord_server import FakeUser
+from tests.fakes.discord import FakeUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 

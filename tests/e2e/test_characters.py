@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import GIF, Reply, World, png
-from tests.fakes.discord_server import FakeUser, MessageFlag, iter_components
+from tests.fakes.discord import FakeUser, MessageFlag, iter_components
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 

@@ -24,7 +24,7 @@ import sqlite3
 import pytest
 
 from tests.e2e.harness import WAIT, Options, World, message_text
-from tests.fakes.discord_server import FakeUser
+from tests.fakes.discord import FakeUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 

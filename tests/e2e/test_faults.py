@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import World, message_text
-from tests.fakes.discord_server import MIB, FakeUser
+from tests.fakes.discord import MIB, FakeUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 

@@ -10,7 +10,7 @@ import pytest
 
 from cogs.privately import NO_DM_NOTE
 from tests.e2e.harness import Options, Reply, World, message_text
-from tests.fakes.discord_server import FakeUser
+from tests.fakes.discord import FakeUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import ACCEPTED, World, message_text, png
-from tests.fakes.discord_server import FakeUser, iter_components
+from tests.fakes.discord import FakeUser, iter_components
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 

@@ -1,0 +1,93 @@
+"""The REST routes that read the world (the bot user, the application, the guild, its channels
+and members) and open DMs; the guild's own events (a new boost tier)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tests.fakes.discord.gateway import Gateway
+from tests.fakes.discord.protocol import THREAD_TYPES, ApiError, Intent, json_response
+from tests.fakes.discord.rest import Ctx, Route
+from tests.fakes.discord.state import State
+
+
+class Guild:
+    def __init__(self, state: State, gateway: Gateway) -> None:
+        self.state = state
+        self.gateway = gateway
+
+    async def set_premium_tier(self, tier: int) -> None:
+        """Change the boost tier (and with it the upload limit) and tell the bot (GUILD_UPDATE)."""
+        self.state.premium_tier = tier
+        await self.gateway.dispatch("GUILD_UPDATE", self.state.guild_payload(), Intent.GUILDS)
+
+    def routes(self) -> list[Route]:
+        guild = "/guilds/{guild_id}"
+        return [
+            ("GET", "/users/@me", self._get_me),
+            ("GET", "/users/{user_id}", self._get_user),
+            ("POST", "/users/@me/channels", self._open_dm),
+            ("GET", "/oauth2/applications/@me", self._get_application),
+            ("GET", "/applications/@me", self._get_application),
+            ("GET", "/channels/{channel_id}", self._get_channel),
+            ("GET", guild, self._get_guild),
+            ("GET", guild + "/channels", self._get_guild_channels),
+            ("GET", guild + "/members/{user_id}", self._get_member),
+        ]
+
+    async def _get_me(self, ctx: Ctx) -> web.Response:
+        return json_response(200, self.state.me_payload())
+
+    async def _get_user(self, ctx: Ctx) -> web.Response:
+        user = self.state.users.get(ctx.id("user_id"))
+        if user is None:
+            raise ApiError(404, 10013, "Unknown User")
+        return json_response(200, self.state.user_payload(user))
+
+    async def _get_application(self, ctx: Ctx) -> web.Response:
+        return json_response(200, self.state.application_payload())
+
+    async def _open_dm(self, ctx: Ctx) -> web.Response:
+        state = self.state
+        try:
+            user = state.users[int(ctx.json().get("recipient_id") or 0)]
+        except (KeyError, TypeError, ValueError):
+            raise ApiError(400, 50033, "Invalid Recipient(s)") from None
+        found = next(
+            (c for c in state.dm_channels.values() if int(c["recipients"][0]["id"]) == user.id),
+            None,
+        )
+        if found is None:
+            channel_id = state.snowflake()
+            found = {
+                "id": str(channel_id),
+                "type": 1,
+                "last_message_id": None,
+                "flags": 0,
+                "recipients": [state.user_payload(user)],
+            }
+            state.dm_channels[channel_id] = found
+        return json_response(200, found)
+
+    async def _get_channel(self, ctx: Ctx) -> web.Response:
+        return json_response(200, self.state.channel(ctx.id("channel_id")))
+
+    def _check_guild(self, ctx: Ctx) -> None:
+        if ctx.id("guild_id") != self.state.guild_id:
+            raise ApiError(404, 10004, "Unknown Guild")
+
+    async def _get_guild(self, ctx: Ctx) -> web.Response:
+        self._check_guild(ctx)
+        return json_response(200, self.state.guild_payload())
+
+    async def _get_guild_channels(self, ctx: Ctx) -> web.Response:
+        self._check_guild(ctx)
+        channels = [c for c in self.state.channels.values() if c["type"] not in THREAD_TYPES]
+        return json_response(200, channels)
+
+    async def _get_member(self, ctx: Ctx) -> web.Response:
+        user = self.state.users.get(ctx.id("user_id"))
+        self._check_guild(ctx)
+        if user is None:
+            raise ApiError(404, 10007, "Unknown Member")
+        return json_response(200, self.state.member_payload(user))

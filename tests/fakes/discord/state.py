@@ -1,0 +1,381 @@
+"""The world the fake Discord keeps: one guild, its roles, members, channels and threads, the
+bot's DMs, messages and interactions, on a clock that tests can move.
+
+Plain data and the payloads Discord builds from it; the REST, gateway and CDN modules read and
+change it. Every change the fake makes goes through :meth:`State.notify`, which wakes the waiters
+of ``FakeDiscord.wait_for``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from tests.fakes.discord.protocol import (
+    BOT_PERMISSIONS,
+    DISCORD_EPOCH_MS,
+    EVERYONE_PERMISSIONS,
+    JSON,
+    MIB,
+    MODERATOR_PERMISSIONS,
+    THREAD_TYPES,
+    TIER_UPLOAD_LIMITS,
+    ApiError,
+    MessageFlag,
+    Perm,
+    iso,
+)
+
+
+@dataclass(frozen=True)
+class FakeUser:
+    id: int
+    username: str
+    bot: bool = False
+    role_ids: tuple[int, ...] = ()
+
+    @property
+    def mention(self) -> str:
+        return f"<@{self.id}>"
+
+
+@dataclass
+class FakeInteraction:
+    """An interaction the fake dispatched, and how the bot answered it."""
+
+    id: int
+    token: str
+    type: int  # 2 application command, 3 component, 4 autocomplete, 5 modal submit
+    user_id: int
+    channel_id: int
+    guild_id: int
+    name: str  # command path ("admin quota set") or component custom_id
+    payload: JSON  # exactly what the bot received
+    created_at: float  # fake clock
+    message_id: int | None = None  # component interactions: the message clicked
+    response_type: int | None = None
+    response_data: JSON | None = None
+    original_message_id: int | None = None
+    followup_ids: list[int] = field(default_factory=list)
+    ephemeral: bool = False
+    loading: bool = False
+
+
+class State:
+    """The guild, its people, channels, messages and interactions; the clock and the ids."""
+
+    def __init__(self, *, token: str | None, premium_tier: int, upload_limit: int | None) -> None:
+        self._last_id = 0
+        self._clock_offset = 0.0
+        self._changed = asyncio.Event()
+        self.token = token or f"fake.{secrets.token_urlsafe(18)}.{secrets.token_urlsafe(27)}"
+        self.premium_tier = premium_tier
+        self.upload_limit_override = upload_limit
+        self.port = 0  # set once the server listens
+
+        self.guild_id = self.snowflake()
+        self.moderator_role_id = self.snowflake()
+        self.bot_role_id = self.snowflake()
+        self.bot_user = FakeUser(
+            self.snowflake(), "wan-bot", bot=True, role_ids=(self.bot_role_id,)
+        )
+        self.application_id = self.bot_user.id  # as for every modern Discord bot
+        self.owner = FakeUser(self.snowflake(), "owner")
+        self.member = FakeUser(self.snowflake(), "alice")
+        self.moderator = FakeUser(self.snowflake(), "mod", role_ids=(self.moderator_role_id,))
+        self.users: dict[int, FakeUser] = {
+            u.id: u for u in (self.bot_user, self.owner, self.member, self.moderator)
+        }
+        self.joined_at = self.now()
+        self.roles: dict[int, JSON] = {
+            self.guild_id: _role(self.guild_id, "@everyone", EVERYONE_PERMISSIONS, 0),
+            self.moderator_role_id: _role(
+                self.moderator_role_id, "Moderator", MODERATOR_PERMISSIONS, 1
+            ),
+            self.bot_role_id: _role(self.bot_role_id, "wan-bot", BOT_PERMISSIONS, 2),
+        }
+        self.roles[self.bot_role_id]["managed"] = True
+        self.roles[self.bot_role_id]["tags"] = {"bot_id": str(self.bot_user.id)}
+
+        self.channels: dict[int, JSON] = {}  # guild channels and threads
+        self.dm_channels: dict[int, JSON] = {}  # the bot's DMs (type 1), by channel id
+        self.dms_closed: set[int] = set()  # members who do not take DMs from the bot
+        self.category_id = self._add_channel(4, "Text Channels", position=0)
+        self.channel_id = self._add_channel(0, "general", position=0, parent=self.category_id)
+        self.other_channel_id = self._add_channel(0, "videos", position=1, parent=self.category_id)
+        self.voice_channel_id = self._add_channel(2, "Lounge", position=2)
+
+        self.messages: dict[int, JSON] = {}
+        self.deleted_messages: dict[int, JSON] = {}
+        self.interactions: dict[int, FakeInteraction] = {}
+        self.interactions_by_token: dict[str, FakeInteraction] = {}
+
+    # ------------------------------------------------------------------ clock, ids, changes
+
+    def now(self) -> float:
+        return time.time() + self._clock_offset
+
+    def advance_clock(self, seconds: float) -> None:
+        self._clock_offset += seconds
+        self.notify()
+
+    def snowflake(self) -> int:
+        # Real snowflakes (timestamp << 22) so discord.py's created_at is sensible.
+        candidate = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
+        self._last_id = max(candidate, self._last_id + 1)
+        return self._last_id
+
+    @property
+    def changed(self) -> asyncio.Event:
+        """Set at the next change (take it before checking, then wait on it)."""
+        return self._changed
+
+    def notify(self) -> None:
+        # Wake every waiter; each re-checks its own condition.
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    # ------------------------------------------------------------------ people and channels
+
+    def _add_channel(
+        self, kind: int, name: str, *, position: int, parent: int | None = None
+    ) -> int:
+        channel_id = self.snowflake()
+        channel: JSON = {
+            "id": str(channel_id),
+            "type": kind,
+            "guild_id": str(self.guild_id),
+            "name": name,
+            "position": position,
+            "parent_id": str(parent) if parent else None,
+            "permission_overwrites": [],
+            "nsfw": False,
+            "flags": 0,
+        }
+        if kind in (0, 5):
+            channel |= {
+                "topic": None,
+                "last_message_id": None,
+                "rate_limit_per_user": 0,
+                "default_auto_archive_duration": 1440,
+            }
+        elif kind == 2:
+            channel |= {
+                "bitrate": 64000,
+                "user_limit": 0,
+                "rtc_region": None,
+                "last_message_id": None,
+            }
+        self.channels[channel_id] = channel
+        return channel_id
+
+    def add_user(self, username: str, *, moderator: bool = False, bot: bool = False) -> FakeUser:
+        roles = (self.moderator_role_id,) if moderator else ()
+        user = FakeUser(self.snowflake(), username, bot=bot, role_ids=roles)
+        self.users[user.id] = user
+        return user
+
+    def channel(self, channel_id: int) -> JSON:
+        found = self.channels.get(channel_id) or self.dm_channels.get(channel_id)
+        if found is None:
+            raise ApiError(404, 10003, "Unknown Channel")
+        return found
+
+    @property
+    def threads(self) -> dict[int, JSON]:
+        return {i: c for i, c in self.channels.items() if c["type"] in THREAD_TYPES}
+
+    def permissions_of(self, user: FakeUser) -> int:
+        if user.id == self.owner.id:
+            return Perm.ALL
+        value = int(self.roles[self.guild_id]["permissions"])
+        for role_id in user.role_ids:
+            value |= int(self.roles[role_id]["permissions"])
+        return Perm.ALL if value & Perm.ADMINISTRATOR else value
+
+    @property
+    def upload_limit(self) -> int:
+        if self.upload_limit_override is not None:
+            return self.upload_limit_override
+        return TIER_UPLOAD_LIMITS.get(self.premium_tier, 10 * MIB)
+
+    # ------------------------------------------------------------------ reading messages
+
+    def channel_messages(self, channel_id: int, *, include_ephemeral: bool = False) -> list[JSON]:
+        """Messages in a channel or thread, oldest first."""
+        return [
+            m
+            for m in self.messages.values()
+            if int(m["channel_id"]) == channel_id
+            and (include_ephemeral or not m["flags"] & MessageFlag.EPHEMERAL)
+        ]
+
+    def dm_messages(self, user: FakeUser) -> list[JSON]:
+        """What the bot sent ``user`` in DMs, oldest first."""
+        return [
+            message
+            for channel_id, channel in self.dm_channels.items()
+            if int(channel["recipients"][0]["id"]) == user.id
+            for message in self.channel_messages(channel_id)
+        ]
+
+    def interaction_messages(self, interaction_id: int) -> list[JSON]:
+        """What the user saw for an interaction: its original response, then follow-ups."""
+        interaction = self.interactions[interaction_id]
+        ids = [interaction.original_message_id, *interaction.followup_ids]
+        return [self.messages[i] for i in ids if i is not None and i in self.messages]
+
+    # ------------------------------------------------------------------ payloads
+
+    def user_payload(self, user: FakeUser) -> JSON:
+        return {
+            "id": str(user.id),
+            "username": user.username,
+            "discriminator": "0",
+            "global_name": None if user.bot else user.username.title(),
+            "avatar": None,
+            "banner": None,
+            "accent_color": None,
+            "avatar_decoration_data": None,
+            "public_flags": 0,
+            "bot": user.bot,
+        }
+
+    def me_payload(self) -> JSON:
+        return self.user_payload(self.bot_user) | {
+            "verified": True,
+            "mfa_enabled": False,
+            "locale": "en-US",
+            "flags": 0,
+            "email": None,
+        }
+
+    def member_payload(self, user: FakeUser, *, with_user: bool = True) -> JSON:
+        member: JSON = {
+            "nick": None,
+            "avatar": None,
+            "banner": None,
+            "roles": [str(r) for r in user.role_ids],
+            "joined_at": iso(self.joined_at),
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "pending": False,
+            "communication_disabled_until": None,
+        }
+        if with_user:
+            member["user"] = self.user_payload(user)
+        return member
+
+    def guild_payload(self) -> JSON:
+        return {
+            "id": str(self.guild_id),
+            "name": "WAN Test Guild",
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "description": None,
+            "owner_id": str(self.owner.id),
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "roles": list(self.roles.values()),
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "application_id": None,
+            "system_channel_id": str(self.channel_id),
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "safety_alerts_channel_id": None,
+            "vanity_url_code": None,
+            "premium_tier": self.premium_tier,
+            "premium_subscription_count": {0: 0, 1: 2, 2: 7, 3: 14}.get(self.premium_tier, 0),
+            "premium_progress_bar_enabled": False,
+            "preferred_locale": "en-US",
+            "max_members": 500000,
+            "max_video_channel_users": 25,
+            "approximate_member_count": len(self.users),
+            "approximate_presence_count": 0,
+        }
+
+    def guild_create_payload(self) -> JSON:
+        guild = self.guild_payload()
+        guild.pop("approximate_member_count")
+        guild.pop("approximate_presence_count")
+        # Like Discord: only active threads; archived ones the bot learns of when it asks.
+        threads = [c for c in self.threads.values() if not c["thread_metadata"]["archived"]]
+        return guild | {
+            "joined_at": iso(self.joined_at),
+            "large": False,
+            "unavailable": False,
+            "member_count": len(self.users),
+            "voice_states": [],
+            # Like Discord for bots without the presences intent: only the bot itself; the
+            # rest come from GUILD_MEMBERS_CHUNK (op 8), interactions and messages.
+            "members": [self.member_payload(self.bot_user)],
+            "channels": [c for c in self.channels.values() if c["type"] not in THREAD_TYPES],
+            "threads": threads,
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+    def application_payload(self) -> JSON:
+        return {
+            "id": str(self.application_id),
+            "name": "WAN Bot",
+            "icon": None,
+            "description": "",
+            "summary": "",
+            "type": None,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "verify_key": hashlib.sha256(str(self.application_id).encode()).hexdigest(),
+            "owner": self.user_payload(self.owner),
+            "team": None,
+            "flags": 1 << 19,  # GATEWAY_MESSAGE_CONTENT_LIMITED
+            "interactions_endpoint_url": None,
+            "redirect_uris": [],
+            "tags": [],
+            "bot": self.user_payload(self.bot_user),
+            "approximate_guild_count": 1,
+        }
+
+
+def _role(role_id: int, name: str, permissions: int, position: int) -> JSON:
+    return {
+        "id": str(role_id),
+        "name": name,
+        "color": 0,
+        "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+        "hoist": False,
+        "icon": None,
+        "unicode_emoji": None,
+        "position": position,
+        "permissions": str(permissions),
+        "managed": False,
+        "mentionable": False,
+        "flags": 0,
+    }
