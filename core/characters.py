@@ -29,11 +29,11 @@ NAME_RULE_TEXT: Final = (
     f"1–{NAME_MAX_CHARS} letters, digits, spaces, - or _ (with at least one letter or digit)"
 )
 _NAME_PUNCTUATION: Final = frozenset(" -_")
-# The shapes core.references reads as labels ("Image 1", "video2", "image #3", "Video_2").
+# The shapes core.labels reads as labels ("Image 1", "video2", "image #3", "Video_2").
 _LABEL_LIKE: Final = re.compile(r"(?:image|video)[\s#_-]*[0-9]+", re.IGNORECASE)
 # ``{name}``: braces around one line of at most a little more than a name (spaces may pad it).
 _BRACED: Final = re.compile(r"\{([^{}\n]{1,64})\}")
-# What may not touch a label for it to stay a label (core.references' word edges).
+# What may not touch a label for it to stay a label (core.labels' word edges).
 _WORD_CHAR: Final = re.compile(r"[A-Za-z0-9_]")
 
 
@@ -180,7 +180,7 @@ def unknown_names_problem(unknown: Sequence[str], labels: Mapping[str, str]) -> 
     )
 
 
-# A label as core.references spells it in a request it built ("Image 1", "Video 2").
+# A label as core.labels spells it in a request core.references built ("Image 1", "Video 2").
 _SENT_LABEL: Final = re.compile(r"(?<![A-Za-z0-9_])(?:Image|Video) [0-9]+(?![A-Za-z0-9_])")
 
 

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Final
 
-from core.references import LabelledReference
+from core.labels import LabelledReference
 from core.request import GenerationRequest
 
 

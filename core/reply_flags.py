@@ -19,9 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from core.references import (
-    GenerationOptions,
-    InvalidInput,
+from core.option_checks import (
     aspect_ratio_problem,
     duration_problem,
     normalise_aspect_ratio,
@@ -29,6 +27,7 @@ from core.references import (
     resolution_problem,
     seed_problem,
 )
+from core.references import GenerationOptions, InvalidInput
 from core.request import (
     ASPECT_RATIOS,
     DURATION_MAX,

@@ -24,7 +24,7 @@ from core.characters import (
     rewrite_names,
     split_names,
 )
-from core.references import _LABEL_RE, normalise_labels
+from core.labels import _LABEL_RE, normalise_labels
 
 # ----------------------------------------------------------------- names
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.labels import find_labels, normalise_labels, render_label_map
 from core.references import (
     VOICE_MAX_BYTES,
     Attachment,
@@ -17,10 +18,7 @@ from core.references import (
     LabelledReference,
     ReferenceInput,
     build_request,
-    find_labels,
-    normalise_labels,
     pair_slots,
-    render_label_map,
 )
 from core.request import (
     ASPECT_RATIOS,
