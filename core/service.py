@@ -19,7 +19,7 @@ from core.references import BuiltRequest
 from core.request import RESOLUTIONS
 from core.store import AuditRecord, GuildSettings, NewJob, Store
 from core.tracker import Tracker
-from core.webhooks import job_webhooks
+from core.webhook_tokens import job_webhooks
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from core.jobs import Job
 from core.references import Attachment, GenerationOptions, ReferenceInput, build_request
 from core.service import Requester, VideoService
 from core.wan import Task
-from core.webhooks import (
+from core.webhook_tokens import (
     WEBHOOK_ROUTE,
     JobWebhooks,
     job_webhooks,

@@ -15,20 +15,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from core.http_server import HttpServer, make_http_app, redact_path
 from core.wan import Task, TaskStatus
-from core.webhooks import (
-    MAX_BODY_BYTES,
-    HttpServer,
-    ReplayGuard,
-    WebhookReceiver,
-    job_webhook_token,
-    make_http_app,
-    redact_path,
-    token_digest,
-    verify_signature,
-    webhook_token_key,
-    webhook_url_for,
-)
+from core.webhook_signatures import ReplayGuard, verify_signature
+from core.webhook_tokens import job_webhook_token, token_digest, webhook_token_key, webhook_url_for
+from core.webhooks import MAX_BODY_BYTES, WebhookReceiver
 
 Client: TypeAlias = "TestClient[web.Request, web.Application]"
 NOW = 1_700_000_000.0
