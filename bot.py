@@ -30,11 +30,6 @@ import discord
 from discord.ext import commands
 from dotenv import load_dotenv
 
-from cogs.check import check
-from cogs.discord_endpoint import DiscordEndpointError, point_discord_at
-from cogs.errors import BotCommandTree
-from cogs.observability import BotHealth, rest_error_trace
-from cogs.startup import DiscordUnavailable, TokenRefused, explain_start, who_am_i
 from core.config import ConfigError, Settings, config_warnings
 from core.logging_setup import configure_logging
 from core.loop_lag import LoopLagProbe
@@ -47,6 +42,11 @@ from core.store import Store
 from core.tracker import Tracker, TrackerConfig
 from core.wan import WanClient
 from core.webhooks import HttpServer, WebhookReceiver, make_http_app
+from discord_side.check import check
+from discord_side.endpoint import DiscordEndpointError, point_discord_at
+from discord_side.errors import BotCommandTree
+from discord_side.observability import BotHealth, rest_error_trace
+from discord_side.startup import DiscordUnavailable, TokenRefused, explain_start, who_am_i
 
 log = logging.getLogger("bot")
 

@@ -2,7 +2,7 @@
 
 Thin: each command reads core values (quota status, the member's jobs) and turns them into an
 ephemeral message. Errors are raised as :class:`core.errors.UserError` and shown by the tree's
-one error policy (:mod:`cogs.errors`).
+one error policy (:mod:`discord_side.errors`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.errors import report_error
-from cogs.limits import fit_embed
-from cogs.permissions import BotServices, guild_member, role_ids, services
-from cogs.presenter import settings_line, shorten, state_line
 from core.jobs import UNFINISHED_STATES, Job
 from core.quota import QuotaStatus, quota_status
 from core.references import (
@@ -43,6 +39,10 @@ from core.request import (
     VIDEO_MAX_BYTES,
 )
 from core.store import Ban, GuildSettings
+from discord_side.errors import report_error
+from discord_side.limits import fit_embed
+from discord_side.permissions import BotServices, guild_member, role_ids, services
+from discord_side.presenter import settings_line, shorten, state_line
 
 log = logging.getLogger(__name__)
 

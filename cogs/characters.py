@@ -1,7 +1,7 @@
 """``/character``: a member's (and a server's) saved characters, used by name in ``/video``.
 
 ``save`` checks the file by the rules of a reference, keeps it in the server's library thread
-(:mod:`cogs.character_library`) and stores the name; ``list`` shows a gallery; ``show``,
+(:mod:`discord_side.character_library`) and stores the name; ``list`` shows a gallery; ``show``,
 ``rename`` and ``delete`` act on one character; ``server-role`` lets moderators name who else may
 save characters for the whole server. Saving costs no quota, but bans, pause and channel rules
 apply as for ``/video``. Replies are ephemeral; errors go through the tree's one error policy.
@@ -20,11 +20,7 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
-from cogs.character_gallery import GalleryView, character_embed
-from cogs.character_library import CharacterLibrary, caption
-from cogs.permissions import guild_member, is_moderator, moderator_only, role_ids
-from cogs.reference_copies import ReferenceKeeper
-from cogs.video import requester_of, to_core_attachment
+from cogs.video._command import requester_of, to_core_attachment
 from core.characters import (
     NAME_MAX_CHARS,
     CharacterLimits,
@@ -41,6 +37,10 @@ from core.errors import Refused, UserError
 from core.references import check_reference
 from core.sniffing import Sniffer
 from core.store import AuditRecord, Character, NewCharacter
+from discord_side.character_gallery import GalleryView, character_embed
+from discord_side.character_library import CharacterLibrary, caption
+from discord_side.permissions import guild_member, is_moderator, moderator_only, role_ids
+from discord_side.reference_copies import ReferenceKeeper
 
 if TYPE_CHECKING:
     from bot import WanBot

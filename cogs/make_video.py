@@ -21,9 +21,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.errors import report_error
-from cogs.reference_copies import copies_on_message
-from cogs.video import (
+from cogs.video._command import (
     VideoCog,
     random_seed,
     reply_file_keys,
@@ -34,6 +32,8 @@ from cogs.video import (
 from core.errors import UserError
 from core.references import GenerationOptions, build_request, duration_problem, is_audio
 from core.request import ASPECT_RATIOS, DEFAULT_DURATION, DURATION_MAX, DURATION_MIN
+from discord_side.errors import report_error
+from discord_side.reference_copies import copies_on_message
 
 if TYPE_CHECKING:
     from bot import WanBot

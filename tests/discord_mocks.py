@@ -51,7 +51,7 @@ import aiohttp
 import discord
 from discord.ext import commands
 
-from cogs.video import BOT_PERMISSIONS
+from cogs.video._command import BOT_PERMISSIONS
 from core.config import Settings
 from core.jobs import Job, JobState
 from core.references import Attachment, GenerationOptions, ReferenceInput, build_request

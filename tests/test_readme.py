@@ -10,7 +10,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from cogs.video import BOT_PERMISSIONS
+from cogs.video._command import BOT_PERMISSIONS
 from core.config import SETTING_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent

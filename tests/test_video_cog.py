@@ -18,17 +18,17 @@ import aiohttp
 import discord
 import pytest
 
-from cogs import presenter
-from cogs.delivery import NO_THREAD_NOTE, DiscordDelivery, NowhereToPost
-from cogs.errors import report_error
-from cogs.places import MOVED_NOTES, TOO_MANY_THREADS_NOTE, Refusal
-from cogs.privately import NO_DM_NOTE
-from cogs.video import VideoCog, split_reply_attachments
+from cogs.video._command import VideoCog, split_reply_attachments
 from core.errors import UserError
 from core.jobs import Job, JobOrigin, JobState
 from core.media import DownloadedVideo, MediaTooLarge
 from core.sniffing import Sniffer
 from core.store import UserOverride, utc_day
+from discord_side import presenter
+from discord_side.delivery import NO_THREAD_NOTE, DiscordDelivery, NowhereToPost
+from discord_side.errors import report_error
+from discord_side.places import MOVED_NOTES, TOO_MANY_THREADS_NOTE, Refusal
+from discord_side.privately import NO_DM_NOTE
 from tests.discord_mocks import (
     BotHarness,
     forbidden,
@@ -806,7 +806,7 @@ async def test_the_member_hears_before_the_status_message_is_posted(world: World
 
 
 async def test_button_errors_go_through_the_one_error_policy(world: World) -> None:
-    from cogs.views import DeleteButton, RerollButton
+    from discord_side.views import DeleteButton, RerollButton
 
     click = make_component_interaction(world.bob, channel=world.channel, client=world.harness.bot)
     world.harness.bot.get_cog = MagicMock(return_value=world.cog)

@@ -11,7 +11,7 @@ crash that happened longer ago than Discord's nonce window.
 
 A thread that takes no message (deleted, locked, no permission) is no dead end: the message
 goes to the channel instead, and when the channel refuses too the member is told where the
-video is (:mod:`cogs.places`).
+video is (:mod:`discord_side.places`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.utils import MISSING
 
-from cogs import presenter
-from cogs.places import (
+from core.jobs import Job, JobOrigin, JobState
+from core.media import MediaTooLarge, largest_upload
+from core.tracker import VideoSource
+from discord_side import presenter
+from discord_side.places import (
     MOVED_NOTES,
     THREAD_LIMITS,
     TOO_MANY_THREADS_NOTE,
@@ -37,11 +40,8 @@ from cogs.places import (
     unposted_dm,
     unposted_note,
 )
-from cogs.reference_copies import ReferenceKeeper
-from cogs.views import delivery_view
-from core.jobs import Job, JobOrigin, JobState
-from core.media import MediaTooLarge, largest_upload
-from core.tracker import VideoSource
+from discord_side.reference_copies import ReferenceKeeper
+from discord_side.views import delivery_view
 
 if TYPE_CHECKING:
     from bot import WanBot

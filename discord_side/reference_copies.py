@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs.cdn import refresh_urls
 from core.jobs import Job
 from core.media import DownloadedVideo, MediaError, download_file, largest_upload
+from discord_side.cdn import refresh_urls
 
 if TYPE_CHECKING:
     from bot import WanBot

@@ -10,12 +10,12 @@ from urllib.parse import urlsplit
 
 import discord
 
-from cogs.limits import fit_content, fit_embed
-from cogs.limits import shorten as shorten  # used by other cogs through this module
 from core.jobs import Job, JobState
 from core.references import render_label_map
 from core.request import GenerationRequest
 from core.timefmt import format_duration
+from discord_side.limits import fit_content, fit_embed
+from discord_side.limits import shorten as shorten  # used by other cogs through this module
 
 _STATE_LINES: dict[JobState, str] = {
     JobState.RESERVED: "⏳ Queued",

@@ -2,7 +2,7 @@
 
 They are ``DynamicItem``s: the job id travels in the ``custom_id`` (``wan:reroll:<job id>``), so
 no view has to be re-created per message at start-up; ``bot.add_dynamic_items`` is enough.
-Errors go through the same policy as app commands (:func:`cogs.errors.report_error`).
+Errors go through the same policy as app commands (:func:`discord_side.errors.report_error`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any, ClassVar, Protocol
 
 import discord
 
-from cogs.errors import report_error
 from core.jobs import Job
+from discord_side.errors import report_error
 
 JOB_ID = r"(?P<job_id>[0-9a-f]{6,32})"
 

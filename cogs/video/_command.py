@@ -2,7 +2,8 @@
 
 A thin face: Discord values become core values (``to_core_attachment``, ``requester_of``), core
 does the work (build + validate, accept = rules + quota + persist + track), and the results
-become messages (``cogs.presenter``). Status messages and delivery live in ``cogs.delivery``.
+become messages (``discord_side.presenter``). Status messages and delivery live in
+``discord_side.delivery``.
 """
 
 from __future__ import annotations
@@ -21,17 +22,6 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
-from cogs import presenter
-from cogs.casting import Casting, complete_characters
-from cogs.delivery import DiscordDelivery, status_channel_id
-from cogs.errors import describe_error
-from cogs.limits import CONTENT_MAX, fit_content, fit_text, length
-from cogs.mentions import without_bot_mentions, without_mentions
-from cogs.permissions import is_moderator, role_ids
-from cogs.privately import tell_privately
-from cogs.reference_copies import Copies, copies_on_message
-from cogs.thread_hints import ThreadHints
-from cogs.views import DeleteButton, RerollButton
 from core.errors import UserError
 from core.jobs import Job, JobOrigin
 from core.references import (
@@ -48,6 +38,17 @@ from core.request import ASPECT_RATIOS, RESOLUTIONS, SEED_MAX, GenerationRequest
 from core.service import Requester
 from core.sniffing import Sniffer
 from core.text import has_visible
+from discord_side import presenter
+from discord_side.casting import Casting, complete_characters
+from discord_side.delivery import DiscordDelivery, status_channel_id
+from discord_side.errors import describe_error
+from discord_side.limits import CONTENT_MAX, fit_content, fit_text, length
+from discord_side.mentions import without_bot_mentions, without_mentions
+from discord_side.permissions import is_moderator, role_ids
+from discord_side.privately import tell_privately
+from discord_side.reference_copies import Copies, copies_on_message
+from discord_side.thread_hints import ThreadHints
+from discord_side.views import DeleteButton, RerollButton
 
 if TYPE_CHECKING:
     from bot import WanBot

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import discord
 
-from cogs.video import BOT_PERMISSIONS
+from cogs.video._command import BOT_PERMISSIONS
 from core.reachability import DEFAULT_TIMEOUT, host_of, probe
 
 if TYPE_CHECKING:
