@@ -88,7 +88,8 @@ async def measure(label: str, work: Any) -> dict[str, Any]:
 
 
 async def worker(args: argparse.Namespace) -> None:
-    from bot import WanBot, make_client
+    from bot import WanBot
+    from core.app import build_services
     from core.config import Settings
     from core.store import Store
     from core.tracker import VideoSource
@@ -108,19 +109,11 @@ async def worker(args: argparse.Namespace) -> None:
     phases: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as session, Store.open(settings.database_path) as store:
         await point_discord_at(settings.discord_api_base, settings.discord_token, session=session)
-        bot = WanBot(
-            settings=settings, session=session, store=store, client=make_client(settings, session)
-        )
+        bot = WanBot(build_services(settings, store, session))
         async with bot:
             await bot.login(settings.discord_token)
             connection = asyncio.create_task(bot.connect())
             await asyncio.wait_for(bot.wait_until_ready(), 30)
-            from cogs.video._command import (
-                VideoCog,  # after login: load_extension re-imports the module
-            )
-
-            cog = bot.get_cog("Video")
-            assert isinstance(cog, VideoCog)
             channel = bot.get_channel(config["channel_id"])
             limit = channel.guild.filesize_limit
 
@@ -139,7 +132,7 @@ async def worker(args: argparse.Namespace) -> None:
                     return video.size
 
             async def deliver() -> int:
-                return await cog.delivery.deliver(job, VideoSource(bot.tracker, job))
+                return await bot.delivery.deliver(job, VideoSource(bot.tracker, job))
 
             phases.append(await measure("download", download))
             phases.append(await measure("delivery", deliver))

@@ -41,8 +41,9 @@ from core.request import (
 from core.store import Ban, GuildSettings
 from discord_side.errors import report_error
 from discord_side.limits import fit_embed
-from discord_side.permissions import BotServices, guild_member, role_ids, services
-from discord_side.presenter import settings_line, shorten, state_line
+from discord_side.members import guild_member, role_ids
+from discord_side.permissions import BotServices, services
+from discord_side.presenter import job_link, settings_line, short_state, shorten
 
 log = logging.getLogger(__name__)
 
@@ -50,25 +51,6 @@ HISTORY_PAGE_SIZE = 5
 # Under the 15-minute token life: on timeout the buttons are removed through the latest token.
 HISTORY_TIMEOUT = 600.0
 UNFINISHED_SHOWN = 10
-DISCORD_MESSAGE_LINK = "https://discord.com/channels/{guild}/{channel}"
-
-
-# ----------------------------------------------------------------- shared formatting
-
-
-def job_link(job: Job) -> str:
-    """Where the job lives in Discord: its thread, else its status message, else its channel."""
-    if job.thread_id is not None:
-        return DISCORD_MESSAGE_LINK.format(guild=job.guild_id, channel=job.thread_id)
-    link = DISCORD_MESSAGE_LINK.format(guild=job.guild_id, channel=job.channel_id)
-    if job.status_message_id is not None:
-        link += f"/{job.status_message_id}"
-    return link
-
-
-def short_state(job: Job) -> str:
-    """The first line of the status text ("✅ Done", "❌ Failed: reason")."""
-    return shorten(state_line(job).splitlines()[0], 120)
 
 
 # ----------------------------------------------------------------- /quota

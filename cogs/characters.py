@@ -13,14 +13,13 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
-from cogs.video._command import requester_of, to_core_attachment
 from core.characters import (
     NAME_MAX_CHARS,
     CharacterLimits,
@@ -39,11 +38,11 @@ from core.sniffing import Sniffer
 from core.store import AuditRecord, Character, NewCharacter
 from discord_side.character_gallery import GalleryView, character_embed
 from discord_side.character_library import CharacterLibrary, caption
-from discord_side.permissions import guild_member, is_moderator, moderator_only, role_ids
+from discord_side.client import AppClient, app_client
+from discord_side.inputs import requester_of, to_core_attachment
+from discord_side.members import guild_member, role_ids
+from discord_side.permissions import is_moderator, moderator_only
 from discord_side.reference_copies import ReferenceKeeper
-
-if TYPE_CHECKING:
-    from bot import WanBot
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ class CharactersCog(commands.Cog, name="Characters"):
         allowed_contexts=app_commands.AppCommandContext(guild=True),
     )
 
-    def __init__(self, bot: WanBot) -> None:
+    def __init__(self, bot: AppClient) -> None:
         self.bot = bot
         self.sniffer = Sniffer(bot.session)
         self.keeper = ReferenceKeeper(bot)
@@ -362,5 +361,5 @@ class CharactersCog(commands.Cog, name="Characters"):
         return choices[:CHOICES_MAX]
 
 
-async def setup(bot: WanBot) -> None:
-    await bot.add_cog(CharactersCog(bot))
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(CharactersCog(app_client(bot)))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import discord
 from discord.app_commands import Choice
@@ -35,11 +34,9 @@ from core.request import MAX_REFERENCES
 from core.service import Requester
 from core.store import Character
 from discord_side.cdn import ReferencesExpired
+from discord_side.client import AppClient
 from discord_side.permissions import services
 from discord_side.reference_copies import Copies, ReferenceKeeper
-
-if TYPE_CHECKING:
-    from bot import WanBot
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +69,7 @@ class Tags:
 
 
 class Casting:
-    def __init__(self, bot: WanBot, keeper: ReferenceKeeper) -> None:
+    def __init__(self, bot: AppClient, keeper: ReferenceKeeper) -> None:
         self.bot = bot
         self.keeper = keeper
 

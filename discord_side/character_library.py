@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import discord
 
@@ -24,10 +24,8 @@ from core.errors import UserError
 from core.media import largest_upload
 from core.references import Attachment
 from core.store import Character, Files
+from discord_side.client import AppClient
 from discord_side.reference_copies import FileToKeep, ReferenceKeeper
-
-if TYPE_CHECKING:
-    from bot import WanBot
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +49,7 @@ class LibraryUnavailable(UserError):
 
 
 class CharacterLibrary:
-    def __init__(self, bot: WanBot, keeper: ReferenceKeeper) -> None:
+    def __init__(self, bot: AppClient, keeper: ReferenceKeeper) -> None:
         self.bot = bot
         self.keeper = keeper
         self._locks: dict[int, asyncio.Lock] = {}  # per server: one library thread, not two

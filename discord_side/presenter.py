@@ -185,3 +185,21 @@ def failure_text(job: Job) -> str:
     if advice is not None:
         lines.append(advice)
     return fit_content("\n".join(lines))
+
+
+DISCORD_MESSAGE_LINK = "https://discord.com/channels/{guild}/{channel}"
+
+
+def job_link(job: Job) -> str:
+    """Where the job lives in Discord: its thread, else its status message, else its channel."""
+    if job.thread_id is not None:
+        return DISCORD_MESSAGE_LINK.format(guild=job.guild_id, channel=job.thread_id)
+    link = DISCORD_MESSAGE_LINK.format(guild=job.guild_id, channel=job.channel_id)
+    if job.status_message_id is not None:
+        link += f"/{job.status_message_id}"
+    return link
+
+
+def short_state(job: Job) -> str:
+    """The first line of the status text ("✅ Done", "❌ Failed: reason")."""
+    return shorten(state_line(job).splitlines()[0], 120)

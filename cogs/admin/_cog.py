@@ -41,13 +41,12 @@ from cogs.admin._options import (
 from core.moderation import MAX_AUDIT_SHOWN, MAX_USAGE_DAYS, Actor, ChannelRule, Moderation
 from core.request import DURATION_MAX, DURATION_MIN
 from discord_side.limits import fit_content, fit_embed
+from discord_side.members import guild_member, role_ids
 from discord_side.permissions import (
     BotServices,
     check_moderator,
-    guild_member,
     has_manage_server,
     is_moderator,
-    role_ids,
 )
 
 
