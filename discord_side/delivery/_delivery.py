@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import discord
 from discord.utils import MISSING
@@ -328,7 +328,7 @@ class DiscordDelivery:
         if shown is None and sent is None:
             raise NowhereToPost(f"job {job.id}: no thread, channel or DM took the video")
         log.info("job %s: posted nowhere; linked from the status message / a DM", job.id)
-        return shown if shown is not None else sent  # type: ignore[return-value]
+        return shown if shown is not None else cast(int, sent)  # one of them is set
 
     async def _direct_message(self, job: Job, text: str, nonce: str) -> int | None:
         """DM the requester (the last way to reach them); None if their DMs are closed."""
