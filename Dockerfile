@@ -26,6 +26,7 @@ RUN pip install --require-hashes -r requirements.lock
 COPY bot.py ./
 COPY core ./core
 COPY cogs ./cogs
+COPY discord_side ./discord_side
 
 # A fixed, unprivileged uid/gid, so a host directory can be given to it: chown 10001:10001 DIR.
 # A new named volume takes /data's ownership from the image.

@@ -16,7 +16,6 @@ import core.python_version  # noqa: F401  (first: a too-old Python is told so in
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -30,25 +29,29 @@ import discord
 from discord.ext import commands
 from dotenv import load_dotenv
 
-from cogs.check import check
-from cogs.discord_endpoint import DiscordEndpointError, point_discord_at
-from cogs.errors import BotCommandTree
-from cogs.observability import BotHealth, rest_error_trace
-from cogs.startup import DiscordUnavailable, TokenRefused, explain_start, who_am_i
+from core.app import Services, build_services, tracker_config
+from core.app import api_client as make_client
 from core.config import ConfigError, Settings, config_warnings
 from core.logging_setup import configure_logging
 from core.loop_lag import LoopLagProbe
 from core.metrics import Metrics
-from core.ratelimit import RateLimiter
 from core.reachability import Unreachable, describe_network_error, host_of
-from core.service import VideoService
 from core.startup_checks import database_problem, describe_bind_error, describe_database_error
 from core.store import Store
-from core.tracker import Tracker, TrackerConfig
-from core.wan import WanClient
 from core.webhooks import HttpServer, WebhookReceiver, make_http_app
+from discord_side.actions import VideoActions
+from discord_side.check import check
+from discord_side.delivery import DiscordDelivery
+from discord_side.endpoint import DiscordEndpointError, point_discord_at
+from discord_side.errors import BotCommandTree
+from discord_side.observability import BotHealth, rest_error_trace
+from discord_side.startup import DiscordUnavailable, TokenRefused, explain_start, who_am_i
+from discord_side.views import DeleteButton, RerollButton
 
 log = logging.getLogger("bot")
+
+# Imported from here by bench/restart.py and tests/test_config.py (they predate core.app).
+__all__ = ["WanBot", "main", "make_client", "run", "tracker_config"]
 
 
 class StartupError(Exception):
@@ -59,18 +62,17 @@ EXTENSIONS = ("cogs.video", "cogs.account", "cogs.admin", "cogs.characters", "co
 
 
 class WanBot(commands.Bot):
-    """The bot: owns nothing it was handed; starts and stops the background work."""
+    """The bot: owns nothing it was handed; registers its Discord side, starts and stops the
+    background work (in ``setup_hook`` and ``close``, in that order)."""
 
     def __init__(
         self,
+        services: Services,
         *,
-        settings: Settings,
-        session: aiohttp.ClientSession,
-        store: Store,
-        client: WanClient,
         sync_only: bool = False,
         metrics: Metrics | None = None,
     ) -> None:
+        settings = services.settings
         metrics = metrics if metrics is not None else Metrics()
         intents = discord.Intents.default()
         # Privileged: without it the bot still sees messages that mention it (see README).
@@ -85,33 +87,52 @@ class WanBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
             http_trace=rest_error_trace(metrics),  # counts Discord REST errors
         )
+        self.services = services
         self.metrics = metrics
         self.settings = settings
-        self.session = session
-        self.store = store
-        self.wan = client
-        self.tracker = Tracker(
-            store,
-            client,
-            session,
-            webhooks=settings.webhooks_enabled,
-            config=tracker_config(settings),
-        )
-        self.service = VideoService(settings, store, self.tracker)
+        self.session = services.session
+        self.store = services.store
+        self.wan = services.client
+        self.tracker = services.tracker
+        self.service = services.service
+        self.moderation = services.moderation
         self.health = BotHealth(self)
         self.metrics.before_scrape(self._count_jobs)
         self._loop_lag = LoopLagProbe(self.metrics.loop_lagged)
         self._sync_only = sync_only
         self._explained = False
         self._http: HttpServer | None = None
+        self._delivery: DiscordDelivery | None = None
+        self._actions: VideoActions | None = None
+
+    @property
+    def delivery(self) -> DiscordDelivery:
+        """Status messages, threads and videos in Discord: the tracker's events."""
+        if self._delivery is None:
+            raise RuntimeError("the bot's Discord side is made in setup_hook")
+        return self._delivery
+
+    @property
+    def actions(self) -> VideoActions:
+        """What /video, replies, "Make a video" and the buttons do (reached from interactions)."""
+        if self._actions is None:
+            raise RuntimeError("the bot's Discord side is made in setup_hook")
+        return self._actions
 
     async def setup_hook(self) -> None:
+        # 1. The Discord side the extensions and the tracker rely on, owned by the bot.
+        self._delivery = DiscordDelivery(self, edit_interval=self.settings.status_edit_interval)
+        await self._delivery.load_threads()
+        self._actions = VideoActions(self, self._delivery)
+        self.tracker.set_events(self._delivery)
+        self.add_dynamic_items(RerollButton, DeleteButton)  # buttons on videos posted before
+        # 2. The faces.
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self._sync_only:  # python bot.py --sync: register the commands, start nothing
             await self._sync_commands(globally=True)
             return
-        # Cogs have registered the delivery callback and persistent buttons by now.
+        # 3. The background work.
         await self.tracker.start()
         self._loop_lag.start()
         if self.settings.http_port:
@@ -153,33 +174,17 @@ class WanBot(commands.Bot):
             await explain_start(self)
 
     async def close(self) -> None:
-        # Background work first, while the session and database are still open.
+        # Background work first, while the session and database are still open (main closes
+        # them after the bot): the tracker, then the status edits and reference copies it
+        # caused, then the HTTP server.
         await self.tracker.stop()
+        if self._delivery is not None:
+            await self._delivery.close()
         await self._loop_lag.stop()
         if self._http is not None:
             await self._http.stop()
+        self.remove_dynamic_items(RerollButton, DeleteButton)
         await super().close()
-
-
-def tracker_config(settings: Settings) -> TrackerConfig:
-    """The tracker's timing, with the operator's overrides from the environment."""
-    config = TrackerConfig(
-        lag_target=settings.poll_lag_seconds, reconcile_grace=settings.reconcile_grace_seconds
-    )
-    expected = settings.expected_run_seconds
-    if expected is not None:
-        config = dataclasses.replace(config, default_expected=lambda _d, _r: expected)
-    return config
-
-
-def make_client(settings: Settings, session: aiohttp.ClientSession) -> WanClient:
-    return WanClient(
-        session,
-        base_url=settings.wan_api_base,
-        api_key=settings.wan_api_key,
-        key_header=settings.wan_api_key_header,
-        limiter=RateLimiter(settings.api_max_rps, settings.api_burst),
-    )
 
 
 def load_settings() -> Settings:
@@ -238,14 +243,8 @@ async def run(settings: Settings, *, sync_only: bool) -> None:
             store = await stack.enter_async_context(Store.open(path))
         except (sqlite3.Error, OSError) as exc:
             raise StartupError(describe_database_error(path, exc)) from None
-        client = make_client(settings, session)
-        async with WanBot(
-            settings=settings,
-            session=session,
-            store=store,
-            client=client,
-            sync_only=sync_only,
-        ) as bot:
+        services = build_services(settings, store, session)
+        async with WanBot(services, sync_only=sync_only) as bot:
             if sync_only:
                 await bot.login(settings.discord_token)  # setup_hook syncs; no gateway needed
                 return

@@ -17,9 +17,9 @@ The worker measures two phases, each after resetting the kernel's peak-RSS mark
 (``/proc/self/clear_refs``), so each phase's peak is its own:
 
 1. download: ``core.media.download_video`` streams the result to a temporary file (then deleted);
-2. delivery: ``cogs.delivery.DiscordDelivery.deliver`` for the job, which is what the tracker
-   calls: status message and thread, then the same download again and the upload of the file as
-   an attachment (multipart ``POST /channels/{thread}/messages``).
+2. delivery: ``discord_side.delivery.DiscordDelivery.deliver`` for the job, which is what the
+   tracker calls: status message and thread, then the same download again and the upload of the
+   file as an attachment (multipart ``POST /channels/{thread}/messages``).
 
 Printed per phase: RSS at idle (before the phase), peak RSS and the difference, the time, the
 throughput in MB/s (10^6 bytes; for the delivery, the file's size over the whole phase, which
@@ -88,11 +88,12 @@ async def measure(label: str, work: Any) -> dict[str, Any]:
 
 
 async def worker(args: argparse.Namespace) -> None:
-    from bot import WanBot, make_client
-    from cogs.discord_endpoint import point_discord_at
+    from bot import WanBot
+    from core.app import build_services
     from core.config import Settings
     from core.store import Store
     from core.tracker import VideoSource
+    from discord_side.endpoint import point_discord_at
 
     config = json.loads(args.worker)
     settings = Settings.from_env(
@@ -108,17 +109,11 @@ async def worker(args: argparse.Namespace) -> None:
     phases: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as session, Store.open(settings.database_path) as store:
         await point_discord_at(settings.discord_api_base, settings.discord_token, session=session)
-        bot = WanBot(
-            settings=settings, session=session, store=store, client=make_client(settings, session)
-        )
+        bot = WanBot(build_services(settings, store, session))
         async with bot:
             await bot.login(settings.discord_token)
             connection = asyncio.create_task(bot.connect())
             await asyncio.wait_for(bot.wait_until_ready(), 30)
-            from cogs.video import VideoCog  # after login: load_extension re-imports the module
-
-            cog = bot.get_cog("Video")
-            assert isinstance(cog, VideoCog)
             channel = bot.get_channel(config["channel_id"])
             limit = channel.guild.filesize_limit
 
@@ -137,7 +132,7 @@ async def worker(args: argparse.Namespace) -> None:
                     return video.size
 
             async def deliver() -> int:
-                return await cog.delivery.deliver(job, VideoSource(bot.tracker, job))
+                return await bot.delivery.deliver(job, VideoSource(bot.tracker, job))
 
             phases.append(await measure("download", download))
             phases.append(await measure("delivery", deliver))

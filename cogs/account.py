@@ -2,7 +2,7 @@
 
 Thin: each command reads core values (quota status, the member's jobs) and turns them into an
 ephemeral message. Errors are raised as :class:`core.errors.UserError` and shown by the tree's
-one error policy (:mod:`cogs.errors`).
+one error policy (:mod:`discord_side.errors`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.errors import report_error
-from cogs.limits import fit_embed
-from cogs.permissions import BotServices, guild_member, role_ids, services
-from cogs.presenter import settings_line, shorten, state_line
 from core.jobs import UNFINISHED_STATES, Job
 from core.quota import QuotaStatus, quota_status
 from core.references import (
@@ -43,6 +39,11 @@ from core.request import (
     VIDEO_MAX_BYTES,
 )
 from core.store import Ban, GuildSettings
+from discord_side.errors import report_error
+from discord_side.limits import fit_embed
+from discord_side.members import guild_member, role_ids
+from discord_side.permissions import BotServices, services
+from discord_side.presenter import job_link, settings_line, short_state, shorten
 
 log = logging.getLogger(__name__)
 
@@ -50,25 +51,6 @@ HISTORY_PAGE_SIZE = 5
 # Under the 15-minute token life: on timeout the buttons are removed through the latest token.
 HISTORY_TIMEOUT = 600.0
 UNFINISHED_SHOWN = 10
-DISCORD_MESSAGE_LINK = "https://discord.com/channels/{guild}/{channel}"
-
-
-# ----------------------------------------------------------------- shared formatting
-
-
-def job_link(job: Job) -> str:
-    """Where the job lives in Discord: its thread, else its status message, else its channel."""
-    if job.thread_id is not None:
-        return DISCORD_MESSAGE_LINK.format(guild=job.guild_id, channel=job.thread_id)
-    link = DISCORD_MESSAGE_LINK.format(guild=job.guild_id, channel=job.channel_id)
-    if job.status_message_id is not None:
-        link += f"/{job.status_message_id}"
-    return link
-
-
-def short_state(job: Job) -> str:
-    """The first line of the status text ("✅ Done", "❌ Failed: reason")."""
-    return shorten(state_line(job).splitlines()[0], 120)
 
 
 # ----------------------------------------------------------------- /quota

@@ -1,7 +1,7 @@
 """``/character``: a member's (and a server's) saved characters, used by name in ``/video``.
 
 ``save`` checks the file by the rules of a reference, keeps it in the server's library thread
-(:mod:`cogs.character_library`) and stores the name; ``list`` shows a gallery; ``show``,
+(:mod:`discord_side.character_library`) and stores the name; ``list`` shows a gallery; ``show``,
 ``rename`` and ``delete`` act on one character; ``server-role`` lets moderators name who else may
 save characters for the whole server. Saving costs no quota, but bans, pause and channel rules
 apply as for ``/video``. Replies are ephemeral; errors go through the tree's one error policy.
@@ -13,18 +13,13 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
-from cogs.character_gallery import GalleryView, character_embed
-from cogs.character_library import CharacterLibrary, caption
-from cogs.permissions import guild_member, is_moderator, moderator_only, role_ids
-from cogs.reference_copies import ReferenceKeeper
-from cogs.video import requester_of, to_core_attachment
 from core.characters import (
     NAME_MAX_CHARS,
     CharacterLimits,
@@ -41,9 +36,13 @@ from core.errors import Refused, UserError
 from core.references import check_reference
 from core.sniffing import Sniffer
 from core.store import AuditRecord, Character, NewCharacter
-
-if TYPE_CHECKING:
-    from bot import WanBot
+from discord_side.character_gallery import GalleryView, character_embed
+from discord_side.character_library import CharacterLibrary, caption
+from discord_side.client import AppClient, app_client
+from discord_side.inputs import requester_of, to_core_attachment
+from discord_side.members import guild_member, role_ids
+from discord_side.permissions import is_moderator, moderator_only
+from discord_side.reference_copies import ReferenceKeeper
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ class CharactersCog(commands.Cog, name="Characters"):
         allowed_contexts=app_commands.AppCommandContext(guild=True),
     )
 
-    def __init__(self, bot: WanBot) -> None:
+    def __init__(self, bot: AppClient) -> None:
         self.bot = bot
         self.sniffer = Sniffer(bot.session)
         self.keeper = ReferenceKeeper(bot)
@@ -362,5 +361,5 @@ class CharactersCog(commands.Cog, name="Characters"):
         return choices[:CHOICES_MAX]
 
 
-async def setup(bot: WanBot) -> None:
-    await bot.add_cog(CharactersCog(bot))
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(CharactersCog(app_client(bot)))

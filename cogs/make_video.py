@@ -15,28 +15,26 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.errors import report_error
-from cogs.reference_copies import copies_on_message
-from cogs.video import (
-    VideoCog,
+from core.errors import UserError
+from core.references import GenerationOptions, build_request, duration_problem, is_audio
+from core.request import ASPECT_RATIOS, DEFAULT_DURATION, DURATION_MAX, DURATION_MIN
+from discord_side.actions import VideoActions, video_actions
+from discord_side.client import AppClient, app_client
+from discord_side.errors import report_error
+from discord_side.inputs import (
     random_seed,
     reply_file_keys,
     requester_of,
     split_reply_attachments,
     to_core_attachment,
 )
-from core.errors import UserError
-from core.references import GenerationOptions, build_request, duration_problem, is_audio
-from core.request import ASPECT_RATIOS, DEFAULT_DURATION, DURATION_MAX, DURATION_MIN
-
-if TYPE_CHECKING:
-    from bot import WanBot
+from discord_side.reference_copies import copies_on_message
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +124,9 @@ def read_duration(raw: str) -> tuple[int, list[str]]:
 
 
 class MakeVideoCog(commands.Cog, name="MakeVideo"):
-    def __init__(self, bot: WanBot) -> None:
+    def __init__(self, bot: AppClient, actions: VideoActions) -> None:
         self.bot = bot
+        self.actions = actions
         self.menu = app_commands.ContextMenu(name=MENU_NAME, callback=self.open_modal)
 
     async def cog_load(self) -> None:
@@ -166,17 +165,14 @@ class MakeVideoCog(commands.Cog, name="MakeVideo"):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         who = requester_of(interaction)
-        video = self.bot.get_cog("Video")
-        if not isinstance(video, VideoCog):
-            raise RuntimeError("the Video cog is not loaded")
         values = submitted_values(data)
         message = await self._message(channel_id, message_id)
         references, stray = split_reply_attachments(message.attachments)
         # What the message's files really are, from their first bytes, as for /video.
         files = [to_core_attachment(attachment) for attachment in message.attachments]
-        contents = await video.sniffer.sniff_all(files)
+        contents = await self.actions.sniffer.sniff_all(files)
         duration, problems = read_duration(values.get("duration", ""))
-        cast = await video.cast.cast(who, values.get("characters"), references)
+        cast = await self.actions.cast.cast(who, values.get("characters"), references)
         options = GenerationOptions(
             aspect_ratio=values.get("aspect_ratio") or None,
             duration=duration,
@@ -193,7 +189,7 @@ class MakeVideoCog(commands.Cog, name="MakeVideo"):
         )
         # The message's files stay on it: that message is their lasting copy.
         copies = copies_on_message(message, reply_file_keys(message.attachments)) | cast.copies
-        await video.make(interaction, who, built, prompt, copies)
+        await self.actions.make(interaction, who, built, prompt, copies)
 
     async def _message(self, channel_id: int, message_id: int) -> discord.Message:
         """The message, fetched now: its links are fresh, and it may have changed."""
@@ -214,5 +210,5 @@ class MakeVideoCog(commands.Cog, name="MakeVideo"):
         return message
 
 
-async def setup(bot: WanBot) -> None:
-    await bot.add_cog(MakeVideoCog(bot))
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(MakeVideoCog(app_client(bot), video_actions(bot)))

@@ -51,14 +51,14 @@ import aiohttp
 import discord
 from discord.ext import commands
 
-from cogs.video import BOT_PERMISSIONS
+from core.app import build_services
 from core.config import Settings
 from core.jobs import Job, JobState
 from core.references import Attachment, GenerationOptions, ReferenceInput, build_request
 from core.service import Requester, VideoService
 from core.store import Store
 from core.tracker import Tracker
-from core.wan import WanClient
+from discord_side.inputs import BOT_PERMISSIONS
 
 _ids = itertools.count(1_180_000_000_000_000_000)
 
@@ -676,19 +676,21 @@ async def open_harness(
     settings = Settings.from_env({**TEST_ENV, "DATABASE_PATH": str(db_path), **(env or {})})
     clock = clock or FakeClock()
     async with Store.open(db_path) as store:
-        client = MagicMock(spec=WanClient)
-        session = MagicMock(spec=aiohttp.ClientSession)
-        tracker = Tracker(store, client, session, clock=clock)
-        service = VideoService(settings, store, tracker, clock=clock)
+        # The composition root bot.py uses; no request reaches the (mock) session.
+        services = build_services(
+            settings, store, MagicMock(spec=aiohttp.ClientSession), clock=clock
+        )
         bot = make_bot(
+            services=services,
             settings=settings,
             store=store,
-            service=service,
-            tracker=tracker,
-            wan=client,
-            session=session,
+            service=services.service,
+            tracker=services.tracker,
+            moderation=services.moderation,
+            wan=services.client,
+            session=services.session,
         )
-        yield BotHarness(settings, store, tracker, service, clock, bot)
+        yield BotHarness(settings, store, services.tracker, services.service, clock, bot)
 
 
 def requester_for(member: MagicMock, channel: MagicMock) -> Requester:

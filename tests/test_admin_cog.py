@@ -13,12 +13,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.admin import AdminCog, setup
-from cogs.errors import BotCommandTree, report_error
-from cogs.permissions import NotModerator, is_moderator
 from core.errors import Refused, UserError
 from core.jobs import Job, JobState
 from core.quota import quota_status
 from core.store import GuildSettings, QuotaExceeded, UserOverride, utc_day
+from discord_side.errors import BotCommandTree, report_error
+from discord_side.permissions import NotModerator, is_moderator
 from tests.discord_mocks import (
     BotHarness,
     accept_job,

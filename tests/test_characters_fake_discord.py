@@ -12,7 +12,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.discord_endpoint import point_discord_at, restore_discord_defaults
+from discord_side.endpoint import point_discord_at, restore_discord_defaults
 from tests.fakes.discord import FakeDiscord
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from cogs.presenter import failure_text, state_line
 from core.characters import CharacterTag
 from core.jobs import Job, JobState
 from core.references import (
@@ -22,6 +21,7 @@ from core.references import (
 )
 from core.reply_flags import ReplyFlagError, parse_reply, read_reply
 from core.store import QuotaLimits, Store
+from discord_side.presenter import failure_text, state_line
 from tests.store.helpers import NOW, make_job
 
 CDN = "https://cdn.example/"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from bot import tracker_config
-from cogs.check import check
-from cogs.discord_endpoint import restore_discord_defaults
 from core.config import ConfigError, Settings, config_warnings
+from discord_side.check import check
+from discord_side.endpoint import restore_discord_defaults
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.wan_server import FakeWanServer
 

@@ -23,7 +23,7 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from cogs.discord_endpoint import (
+from discord_side.endpoint import (
     DISCORD_API_BASE,
     DISCORD_GATEWAY,
     DiscordEndpointError,

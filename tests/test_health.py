@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from cogs.observability import BotHealth
 from core.jobs import JobState
+from discord_side.observability import BotHealth
 
 
 class _Socket:

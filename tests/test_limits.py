@@ -1,4 +1,4 @@
-"""cogs.limits: every text the bot sends fits Discord's limits, cut so that it still reads well."""
+"""discord_side.limits: every text the bot sends fits Discord's limits, cut to still read well."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import discord
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cogs.limits import (
+from discord_side.limits import (
     CONTENT_MAX,
     EMBED_TOTAL_MAX,
     fit_content,

@@ -13,12 +13,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from cogs.observability import rest_error_trace
 from core.http_server import make_http_app
 from core.jobs import JobState
 from core.loop_lag import LoopLagProbe
 from core.metrics import Metrics, discord_route, status_label
 from core.store import QuotaLimits, Store
+from discord_side.observability import rest_error_trace
 from tests.store.helpers import NOW, make_job
 
 

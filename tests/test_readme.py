@@ -10,8 +10,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from cogs.video import BOT_PERMISSIONS
 from core.config import SETTING_NAMES
+from discord_side.inputs import BOT_PERMISSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

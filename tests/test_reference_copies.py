@@ -13,11 +13,16 @@ import discord
 import pytest
 from aiohttp import web
 
-from cogs.cdn import ReferencesExpired
-from cogs.reference_copies import MAX_FILES_PER_MESSAGE, ReferenceKeeper, _batches, reference_urls
 from core.media import DownloadedVideo
 from core.references import Attachment, GenerationOptions, ReferenceInput, build_request
 from core.service import Requester
+from discord_side.cdn import ReferencesExpired
+from discord_side.reference_copies import (
+    MAX_FILES_PER_MESSAGE,
+    ReferenceKeeper,
+    _batches,
+    reference_urls,
+)
 from tests.discord_mocks import (
     make_attachment,
     make_guild,

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from cogs.startup import command_differences, describe_sync, invite_url
-from cogs.video import BOT_PERMISSIONS
 from core.config import SETTING_NAMES
 from core.startup_checks import database_problem, describe_bind_error
+from discord_side.inputs import BOT_PERMISSIONS
+from discord_side.startup import command_differences, describe_sync, invite_url
 from tests.fakes.discord import FakeDiscord
 
 ROOT = Path(__file__).resolve().parent.parent

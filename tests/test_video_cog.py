@@ -18,17 +18,19 @@ import aiohttp
 import discord
 import pytest
 
-from cogs import presenter
-from cogs.delivery import NO_THREAD_NOTE, DiscordDelivery, NowhereToPost
-from cogs.errors import report_error
-from cogs.places import MOVED_NOTES, TOO_MANY_THREADS_NOTE, Refusal
-from cogs.privately import NO_DM_NOTE
-from cogs.video import VideoCog, split_reply_attachments
+from cogs.video import VideoCommand, VideoReplies
 from core.errors import UserError
 from core.jobs import Job, JobOrigin, JobState
 from core.media import DownloadedVideo, MediaTooLarge
 from core.sniffing import Sniffer
 from core.store import UserOverride, utc_day
+from discord_side import presenter
+from discord_side.actions import VideoActions
+from discord_side.delivery import NO_THREAD_NOTE, DiscordDelivery, NowhereToPost
+from discord_side.errors import report_error
+from discord_side.inputs import split_reply_attachments
+from discord_side.places import MOVED_NOTES, TOO_MANY_THREADS_NOTE, Refusal
+from discord_side.privately import NO_DM_NOTE
 from tests.discord_mocks import (
     BotHarness,
     forbidden,
@@ -83,7 +85,6 @@ class MemorySniffer(Sniffer):
 @dataclass
 class World:
     harness: BotHarness
-    cog: VideoCog
     guild: MagicMock
     channel: MagicMock
     alice: MagicMock
@@ -92,6 +93,14 @@ class World:
     me: MagicMock
     sniffer: MemorySniffer
     dms: dict[int, MagicMock] = field(default_factory=dict)  # the bot's DM channels, by user
+    # What the bot's setup_hook makes (delivery, actions) and the video extension's cogs.
+    actions: VideoActions = field(init=False)
+    command: VideoCommand = field(init=False)
+    replies: VideoReplies = field(init=False)
+
+    @property
+    def delivery(self) -> DiscordDelivery:
+        return self.actions.delivery
 
     @property
     def store(self) -> Any:
@@ -117,7 +126,6 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         mod_role = make_role(guild, permissions=discord.Permissions(manage_guild=True))
         world = World(
             harness=harness,
-            cog=VideoCog(harness.bot),
             guild=guild,
             channel=channel,
             alice=make_member(guild, name="alice"),
@@ -126,7 +134,6 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             me=me,
             sniffer=MemorySniffer(),
         )
-        world.cog.sniffer = world.sniffer
         bot = harness.bot
         bot.user.id = me.id
         bot.get_channel.side_effect = guild.get_channel_or_thread
@@ -155,11 +162,17 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                 ]
             }
         )
-        world.cog.delivery = DiscordDelivery(bot, edit_interval=0)
-        harness.tracker.set_events(world.cog.delivery)  # what cog_load does
+        # What the bot's setup_hook does, then the video extension's setup.
+        delivery = DiscordDelivery(bot, edit_interval=0)
+        world.actions = VideoActions(bot, delivery)
+        world.actions.sniffer = world.sniffer
+        bot.actions = world.actions
+        harness.tracker.set_events(delivery)
+        world.command = VideoCommand(bot, world.actions)
+        world.replies = VideoReplies(bot, world.actions)
         yield world
         await harness.tracker.notices_sent()
-        await world.cog.delivery.close()
+        await delivery.close()
 
 
 def image(name: str = "cat.png", **kwargs: Any) -> MagicMock:
@@ -182,9 +195,9 @@ async def run_video(world: World, interaction: MagicMock, **options: Any) -> Bas
     """Invoke /video as discord.py would; errors go through the tree's one policy."""
     options.setdefault("prompt", "Image 1 waves")
     options.setdefault("ref1", image())
-    callback: Any = world.cog.video.callback  # discord.py passes the cog as `self`
+    callback: Any = world.command.video.callback  # discord.py passes the cog as `self`
     try:
-        await callback(world.cog, interaction, **options)
+        await callback(world.command, interaction, **options)
     except Exception as exc:
         await report_error(interaction, exc)
         return exc
@@ -357,8 +370,8 @@ async def test_the_no_thread_note_stays_on_later_status_edits(world: World) -> N
     [job] = await world.jobs()
     message = await world.channel.fetch_message(job.status_message_id)
     world.channel.get_partial_message = MagicMock(return_value=message)
-    await world.cog.delivery.job_changed(await move_job(world.harness, job, JobState.RUNNING))
-    await asyncio.gather(*list(world.cog.delivery._edits.values()))
+    await world.delivery.job_changed(await move_job(world.harness, job, JobState.RUNNING))
+    await asyncio.gather(*list(world.delivery.edits.pending.values()))
     later = message.edit.await_args
     assert later is not None
     fields = {field.name: field.value for field in later.kwargs["embed"].fields}
@@ -388,7 +401,7 @@ async def test_status_edits_of_a_job_are_spaced_out(world: World) -> None:
     edits = message.edit.await_count
 
     await delivery.job_changed(await move_job(world.harness, job, JobState.SUBMITTED))
-    await asyncio.gather(*list(delivery._edits.values()))
+    await asyncio.gather(*list(delivery.edits.pending.values()))
     assert message.edit.await_count == edits + 1  # the first change shows at once
     running = await world.store.transition(job.id, JobState.RUNNING, world.harness.clock())
     assert running is not None
@@ -397,7 +410,7 @@ async def test_status_edits_of_a_job_are_spaced_out(world: World) -> None:
         await asyncio.sleep(0)
 
     assert message.edit.await_count == edits + 1  # the next one waits out the interval
-    assert list(delivery._edits) == [job.id]
+    assert list(delivery.edits.pending) == [job.id]
     await delivery.close()
 
 
@@ -495,7 +508,7 @@ async def test_delivery_uploads_the_file_in_the_thread_with_buttons(
     job = await completed_job(world)
     thread = world.guild.get_thread(job.thread_id)
     source = FakeSource(tmp_path, job)
-    message_id = await world.cog.delivery.deliver(job, source)  # type: ignore[arg-type]
+    message_id = await world.delivery.deliver(job, source)  # type: ignore[arg-type]
     world.harness.bot.wait_until_ready.assert_awaited()  # the guild's upload limit is known
     call = thread.send.await_args
     assert call is not None
@@ -515,7 +528,7 @@ async def test_a_video_over_the_upload_limit_is_posted_as_a_link(
 ) -> None:
     job = await completed_job(world)
     thread = world.guild.get_thread(job.thread_id)
-    await world.cog.delivery.deliver(job, FakeSource(tmp_path, job, 30_000_000, too_large=True))  # type: ignore[arg-type]
+    await world.delivery.deliver(job, FakeSource(tmp_path, job, 30_000_000, too_large=True))  # type: ignore[arg-type]
     call = thread.send.await_args
     assert call is not None
     text = call.args[0]
@@ -535,7 +548,7 @@ async def test_delivery_is_not_repeated_when_an_earlier_post_exists(
 
     thread.history = MagicMock(side_effect=history)
     sends_before = thread.send.await_count
-    assert await world.cog.delivery.deliver(job, FakeSource(tmp_path, job)) == earlier.id  # type: ignore[arg-type]
+    assert await world.delivery.deliver(job, FakeSource(tmp_path, job)) == earlier.id  # type: ignore[arg-type]
     assert thread.send.await_count == sends_before
 
 
@@ -562,7 +575,7 @@ async def test_reroll_refreshes_the_links_and_charges_the_clicker(world: World) 
     job = await completed_job(world)
     thread = world.guild.get_thread(job.thread_id)
     click = make_component_interaction(world.bob, channel=thread, client=world.harness.bot)
-    await world.cog.reroll(click, job.id)
+    await world.actions.reroll(click, job.id)
     jobs = await world.jobs()
     reroll = next(j for j in jobs if j.id != job.id)
     assert reroll.origin is JobOrigin.REROLL and reroll.parent_job_id == job.id
@@ -581,7 +594,7 @@ async def test_reroll_with_expired_references_explains_and_costs_nothing(world: 
     world.harness.bot.http.request = AsyncMock(return_value={"refreshed_urls": []})
     click = make_component_interaction(world.bob, channel=world.channel, client=world.harness.bot)
     try:
-        await world.cog.reroll(click, job.id)
+        await world.actions.reroll(click, job.id)
     except Exception as exc:
         await report_error(click, exc)
     assert "no longer available" in last_reply(click).text
@@ -597,7 +610,7 @@ async def test_delete_is_for_the_requester_or_a_moderator(world: World) -> None:
             member, message=message, channel=thread, client=world.harness.bot
         )
         try:
-            await world.cog.delete(click, job.id)
+            await world.actions.delete(click, job.id)
         except Exception as exc:
             await report_error(click, exc)
         assert message.delete.await_count == (1 if allowed else 0)
@@ -614,7 +627,7 @@ async def reply_in_thread(
 ) -> MagicMock:
     thread = world.guild.get_thread(job.thread_id)
     message = make_message(thread, author=author, content=content, **kwargs)
-    await world.cog.on_message(message)
+    await world.replies.on_message(message)
     return message
 
 
@@ -671,7 +684,7 @@ async def test_a_reply_without_a_mention_makes_nothing_and_gets_one_hint_per_thr
     later = await reply_in_thread(world, job, world.alice, "and again")
     assert later.reply.await_count == 0
     # Remembered in the database: a restart (a new cog) does not hint again.
-    again = VideoCog(world.harness.bot)
+    again = VideoReplies(world.harness.bot, world.actions)
     message = make_message(
         world.guild.get_thread(job.thread_id), author=world.bob, content="hello?"
     )
@@ -762,7 +775,7 @@ async def test_pause_channel_rule_and_quota_refusals_of_replies_are_private(worl
 async def test_messages_in_other_threads_are_ignored(world: World) -> None:
     other = make_thread(world.channel)
     message = make_message(other, author=world.bob, content="<@x> hi", mentions=[world.me])
-    await world.cog.on_message(message)
+    await world.replies.on_message(message)
     assert message.reply.await_count == 0
 
 
@@ -806,10 +819,9 @@ async def test_the_member_hears_before_the_status_message_is_posted(world: World
 
 
 async def test_button_errors_go_through_the_one_error_policy(world: World) -> None:
-    from cogs.views import DeleteButton, RerollButton
+    from discord_side.views import DeleteButton, RerollButton
 
     click = make_component_interaction(world.bob, channel=world.channel, client=world.harness.bot)
-    world.harness.bot.get_cog = MagicMock(return_value=world.cog)
     await RerollButton("abcdef123456").callback(click)  # no such job
     assert last_reply(click).ephemeral
     assert "no longer exists" in last_reply(click).text
@@ -840,7 +852,7 @@ async def test_a_deleted_thread_gets_the_video_in_the_channel_as_a_reply_to_the_
     job = await completed_job(world)
     world.guild.threads.clear()  # deleted: discord.py forgets it, Discord answers 404
 
-    message_id = await world.cog.delivery.deliver(job, FakeSource(tmp_path, job))  # type: ignore[arg-type]
+    message_id = await world.delivery.deliver(job, FakeSource(tmp_path, job))  # type: ignore[arg-type]
 
     call = world.channel.send.await_args
     assert call is not None
@@ -858,7 +870,7 @@ async def test_a_locked_thread_gets_the_video_in_the_channel(world: World, tmp_p
     thread = world.guild.get_thread(job.thread_id)
     thread.send.side_effect = http_400(50083, "Thread is archived")
 
-    message_id = await world.cog.delivery.deliver(job, FakeSource(tmp_path, job))  # type: ignore[arg-type]
+    message_id = await world.delivery.deliver(job, FakeSource(tmp_path, job))  # type: ignore[arg-type]
 
     assert (await world.channel.fetch_message(message_id)).id == message_id
     assert MOVED_NOTES[Refusal.LOCKED] in world.channel.send.await_args.args[0]
@@ -883,12 +895,12 @@ async def test_a_server_at_its_thread_limit_gets_the_video_in_the_channel(
     assert note_edit is not None
     assert note_edit.kwargs["embed"].fields[-1].value == TOO_MANY_THREADS_NOTE
 
-    message_id = await world.cog.delivery.deliver(job, FakeSource(tmp_path, job))  # type: ignore[arg-type]
+    message_id = await world.delivery.deliver(job, FakeSource(tmp_path, job))  # type: ignore[arg-type]
 
     assert (await world.channel.fetch_message(message_id)).id == message_id
     # Later edits keep saying why (not the permission note: the bot has the permission).
-    await world.cog.delivery.job_changed(await move_job(world.harness, job, JobState.FAILED))
-    await asyncio.gather(*list(world.cog.delivery._edits.values()))
+    await world.delivery.job_changed(await move_job(world.harness, job, JobState.FAILED))
+    await asyncio.gather(*list(world.delivery.edits.pending.values()))
     fields = {f.name: f.value for f in status.edit.await_args.kwargs["embed"].fields}
     assert fields["Note"] == TOO_MANY_THREADS_NOTE
 
@@ -902,7 +914,7 @@ async def test_when_thread_and_channel_refuse_the_status_message_and_a_dm_show_t
     world.channel.send.side_effect = forbidden(50013, "Missing Permissions")
     source = FakeSource(tmp_path, job)
 
-    delivered = await world.cog.delivery.deliver(job, source)  # type: ignore[arg-type]
+    delivered = await world.delivery.deliver(job, source)  # type: ignore[arg-type]
 
     assert delivered == job.status_message_id  # where the member finds the video
     note = status.edit.await_args.kwargs["embed"].fields[-1].value
@@ -919,8 +931,8 @@ async def test_when_thread_and_channel_refuse_the_status_message_and_a_dm_show_t
         result_url=source.url,
     )
     assert done is not None
-    await world.cog.delivery.job_changed(done)
-    await asyncio.gather(*list(world.cog.delivery._edits.values()))
+    await world.delivery.job_changed(done)
+    await asyncio.gather(*list(world.delivery.edits.pending.values()))
     assert source.url in status.edit.await_args.kwargs["embed"].fields[-1].value
 
 
@@ -935,7 +947,7 @@ async def test_when_nothing_takes_the_video_nor_a_dm_delivery_fails_to_be_retrie
     world.dms[world.alice.id] = make_dm_channel(world.alice, closed=True)
 
     with pytest.raises(NowhereToPost):
-        await world.cog.delivery.deliver(job, FakeSource(tmp_path, job))  # type: ignore[arg-type]
+        await world.delivery.deliver(job, FakeSource(tmp_path, job))  # type: ignore[arg-type]
 
 
 async def test_a_failure_notice_for_a_deleted_thread_goes_to_the_channel(world: World) -> None:
@@ -945,7 +957,7 @@ async def test_a_failure_notice_for_a_deleted_thread_goes_to_the_channel(world: 
     world.guild.threads.clear()
     failed = await move_job(world.harness, job, JobState.FAILED)
 
-    await world.cog.delivery.job_changed(failed)
+    await world.delivery.job_changed(failed)
 
     call = world.channel.send.await_args
     assert call is not None and "could not be made" in call.args[0]
@@ -965,7 +977,7 @@ async def test_a_reply_whose_thread_is_gone_before_its_status_message_moves_to_t
     thread = world.guild.get_thread(job.thread_id)
     thread.send.side_effect = http_400(50083, "Thread is archived")
 
-    moved = await world.cog.delivery.ensure_status_message(reply_job)
+    moved = await world.delivery.ensure_status_message(reply_job)
 
     assert moved.thread_id is None and moved.status_message_id is not None
     status = world.channel.send.await_args
@@ -973,7 +985,7 @@ async def test_a_reply_whose_thread_is_gone_before_its_status_message_moves_to_t
     assert status.kwargs["reference"].message_id == job.thread_id
     assert status.kwargs["embed"].fields[-1].value == MOVED_NOTES[Refusal.LOCKED]
     completed = await move_job(world.harness, moved, JobState.COMPLETED)
-    message_id = await world.cog.delivery.deliver(completed, FakeSource(tmp_path, completed))  # type: ignore[arg-type]
+    message_id = await world.delivery.deliver(completed, FakeSource(tmp_path, completed))  # type: ignore[arg-type]
     assert (await world.channel.fetch_message(message_id)).id == message_id
 
 
@@ -989,7 +1001,7 @@ async def test_deleting_a_video_that_is_already_gone_is_a_polite_success(world: 
         world.alice, message=message, channel=thread, client=world.harness.bot
     )
 
-    await world.cog.delete(click, job.id)  # raises nothing: no "went wrong", no ERROR
+    await world.actions.delete(click, job.id)  # raises nothing: no "went wrong", no ERROR
 
     reply = last_reply(click)
     assert reply.ephemeral and "Already deleted" in reply.text
@@ -1025,8 +1037,9 @@ async def test_a_reply_in_a_thread_discord_py_does_not_know_is_answered_after_a_
     world: World,
 ) -> None:
     job = await completed_job(world)
-    restarted = VideoCog(world.harness.bot)
-    await restarted.cog_load()  # the known threads come from the store
+    delivery = DiscordDelivery(world.harness.bot, edit_interval=0)
+    await delivery.load_threads()  # the known threads come from the store (setup_hook)
+    restarted = VideoReplies(world.harness.bot, VideoActions(world.harness.bot, delivery))
     try:
         # An archived thread, or one whose THREAD_CREATE never came: not in discord.py's cache.
         uncached = make_partial_channel(world.guild, id=job.thread_id)
@@ -1052,7 +1065,7 @@ async def test_a_reply_in_a_thread_discord_py_does_not_know_is_answered_after_a_
         assert "can't be made in this channel" in world.bob.dms[-1]
         assert len(await world.jobs()) == 2
     finally:
-        await restarted.delivery.close()
+        await delivery.close()
 
 
 async def test_messages_outside_video_threads_cost_no_database_query(world: World) -> None:
@@ -1063,7 +1076,7 @@ async def test_messages_outside_video_threads_cost_no_database_query(world: Worl
         message = make_message(
             place, author=world.bob, content=f"<@{world.me.id}> hi", mentions=[world.me]
         )
-        await world.cog.on_message(message)
+        await world.replies.on_message(message)
         assert message.reply.await_count == 0
     assert lookups.await_count == 0
 
@@ -1138,7 +1151,7 @@ async def test_a_reroll_reads_no_file_again(world: World) -> None:
     job = await completed_job(world)
     reads = list(world.sniffer.reads)
     click = make_component_interaction(world.bob, channel=world.channel, client=world.harness.bot)
-    await world.cog.reroll(click, job.id)
+    await world.actions.reroll(click, job.id)
     assert len(await world.jobs()) == 2
     assert world.sniffer.reads == reads
 

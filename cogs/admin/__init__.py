@@ -9,7 +9,7 @@ from __future__ import annotations
 from discord.ext import commands
 
 from cogs.admin._cog import AdminCog
-from cogs.permissions import services
+from discord_side.permissions import services
 
 __all__ = ["AdminCog", "setup"]
 

@@ -1,11 +1,11 @@
 """The ``/admin`` group: options in, :class:`core.moderation.Moderation` calls, answers out.
 
-The group carries ``default_permissions`` (Manage Server) and ``guild_only`` itself, because
-Discord ignores both on subcommands. Those only hide the commands, so the cog's
-``interaction_check`` runs the moderator check (:func:`cogs.permissions.check_moderator`) before
-every one of its commands: discord.py calls a cog's ``interaction_check`` for each app command
-bound to the cog, at any depth, whereas a group's own ``interaction_check`` would only guard its
-direct subcommands (``/admin quota show`` would skip ``admin``'s).
+The group carries ``default_permissions`` (Manage Server) and ``guild_only`` itself, because Discord
+ignores both on subcommands. Those only hide the commands, so the cog's ``interaction_check`` runs
+the moderator check (:func:`discord_side.permissions.check_moderator`) before every one of its
+commands: discord.py calls a cog's ``interaction_check`` for each app command bound to the cog, at
+any depth, whereas a group's own ``interaction_check`` would only guard its direct subcommands
+(``/admin quota show`` would skip ``admin``'s).
 
 Each command acknowledges first (ephemeral), then calls the service, which checks the arguments
 (a bad one is a :class:`core.errors.UserError`, shown by the tree's error policy) and writes each
@@ -38,17 +38,16 @@ from cogs.admin._options import (
     Resolution,
     UsageDays,
 )
-from cogs.limits import fit_content, fit_embed
-from cogs.permissions import (
-    BotServices,
-    check_moderator,
-    guild_member,
-    has_manage_server,
-    is_moderator,
-    role_ids,
-)
 from core.moderation import MAX_AUDIT_SHOWN, MAX_USAGE_DAYS, Actor, ChannelRule, Moderation
 from core.request import DURATION_MAX, DURATION_MIN
+from discord_side.limits import fit_content, fit_embed
+from discord_side.members import guild_member, role_ids
+from discord_side.permissions import (
+    BotServices,
+    check_moderator,
+    has_manage_server,
+    is_moderator,
+)
 
 
 class AdminCog(commands.Cog, name="Admin"):

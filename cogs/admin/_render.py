@@ -11,8 +11,6 @@ from typing import Any, Final
 
 import discord
 
-from cogs.account import job_link, short_state
-from cogs.presenter import shorten
 from core.jobs import Job
 from core.moderation import (
     BanResult,
@@ -26,6 +24,7 @@ from core.quota import QuotaStatus
 from core.request import DURATION_MAX, RESOLUTIONS
 from core.store import AuditEntry, UserOverride
 from core.timefmt import format_duration
+from discord_side.presenter import job_link, short_state, shorten
 
 FIELD_MAX: Final = 1024  # characters in an embed field's value
 DESCRIPTION_BUDGET: Final = 4000  # of an embed description's 4096, with room to spare

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cogs.video import BOT_PERMISSIONS
+from discord_side.inputs import BOT_PERMISSIONS
 from tests.e2e.harness import BOT_SCRIPT, ROOT, START_TIMEOUT, Options, World
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cogs.privately import NO_DM_NOTE
+from discord_side.privately import NO_DM_NOTE
 from tests.e2e.harness import Options, Reply, World, message_text
 from tests.fakes.discord import FakeUser
 

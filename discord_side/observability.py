@@ -16,14 +16,12 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
 from core.metrics import Metrics
-
-if TYPE_CHECKING:
-    from bot import WanBot
+from discord_side.client import AppClient
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +56,7 @@ def rest_error_trace(metrics: Metrics) -> aiohttp.TraceConfig:
 class BotHealth:
     """Follows the gateway connection through discord.py's events and reports on request."""
 
-    def __init__(self, bot: WanBot, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, bot: AppClient, clock: Callable[[], float] = time.monotonic) -> None:
         self._bot = bot
         self._clock = clock
         self._down_since: float | None = None

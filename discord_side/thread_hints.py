@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
 import discord
 
-if TYPE_CHECKING:
-    from bot import WanBot
+from discord_side.client import AppClient
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +28,7 @@ def hint_text(bot_mention: str) -> str:
 
 
 class ThreadHints:
-    def __init__(self, bot: WanBot) -> None:
+    def __init__(self, bot: AppClient) -> None:
         self.bot = bot
         self._hinted: set[int] = set()
 

@@ -17,7 +17,6 @@ import discord
 from discord import app_commands
 
 from core.config import Settings
-from core.errors import UserError
 from core.service import VideoService
 from core.store import Store
 
@@ -61,18 +60,6 @@ class NotModerator(app_commands.CheckFailure):
 
     def __init__(self, message: str = NOT_MODERATOR_MESSAGE) -> None:
         super().__init__(message)
-
-
-def guild_member(interaction: discord.Interaction) -> discord.Member:
-    """The invoking member; commands that count per server refuse direct messages."""
-    if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
-        raise UserError("This command only works in a server.")
-    return interaction.user
-
-
-def role_ids(member: discord.Member | discord.User) -> list[int]:
-    """The member's role ids, for the core's rules (a ``User`` outside a server has none)."""
-    return [role.id for role in getattr(member, "roles", ())]
 
 
 def has_manage_server(member: discord.Member) -> bool:

@@ -13,7 +13,7 @@ from typing import Final
 
 import discord
 
-from cogs.presenter import shorten
+from discord_side.presenter import shorten
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import discord
 
-from cogs.character_library import CharacterLibrary
-from cogs.errors import report_error
 from core.characters import braced
 from core.store import Character
+from discord_side.character_library import CharacterLibrary
+from discord_side.errors import report_error
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ import asyncio
 
 import aiohttp
 
-from cogs.startup import DiscordUnavailable, TokenRefused, who_am_i
 from core.config import Settings, config_warnings
 from core.ratelimit import RateLimiter
 from core.reachability import Unreachable, host_of, probe
 from core.startup_checks import database_problem
 from core.wan import RetrySettings, WanClient, WanError, WanOperatorError, WanTransientError
+from discord_side.startup import DiscordUnavailable, TokenRefused, who_am_i
 
 CHECK_TIMEOUT_SECONDS = 10.0
 

@@ -1,7 +1,7 @@
 """Saved characters joining a request: by name for ``/video``, the same ones again for rerolls.
 
 A character's files live on a message the bot owns in the server's library thread
-(:mod:`cogs.character_library`); a request gets fresh links from that message, and the job
+(:mod:`discord_side.character_library`); a request gets fresh links from that message, and the job
 remembers the message as the lasting copy of those files (``Job.reference_copies``), so rerolls
 and replies read the same message again. The job's references also carry which character each
 one was (:class:`core.characters.CharacterTag`): a character deleted since is reported clearly
@@ -13,14 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import discord
 from discord.app_commands import Choice
 
-from cogs.cdn import ReferencesExpired
-from cogs.permissions import services
-from cogs.reference_copies import Copies, ReferenceKeeper
 from core.characters import (
     CharacterTag,
     braced,
@@ -37,9 +33,10 @@ from core.references import BuiltRequest, LabelledReference, ReferenceInput
 from core.request import MAX_REFERENCES
 from core.service import Requester
 from core.store import Character
-
-if TYPE_CHECKING:
-    from bot import WanBot
+from discord_side.cdn import ReferencesExpired
+from discord_side.client import AppClient
+from discord_side.permissions import services
+from discord_side.reference_copies import Copies, ReferenceKeeper
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +69,7 @@ class Tags:
 
 
 class Casting:
-    def __init__(self, bot: WanBot, keeper: ReferenceKeeper) -> None:
+    def __init__(self, bot: AppClient, keeper: ReferenceKeeper) -> None:
         self.bot = bot
         self.keeper = keeper
 

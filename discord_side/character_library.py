@@ -3,8 +3,8 @@
 Files attached to a slash command are ephemeral on Discord (dropped after a while), so a saved
 character's file is re-posted once on a regular message the bot owns, in the server's library
 thread, with the same mechanism that keeps a video's references
-(:class:`cogs.reference_copies.ReferenceKeeper`). Reading that message back gives fresh links,
-months later. A thread rather than a DM: DMs can be closed by the member, other members need
+(:class:`discord_side.reference_copies.ReferenceKeeper`). Reading that message back gives fresh
+links, months later. A thread rather than a DM: DMs can be closed by the member, other members need
 server characters too, and a thread keeps the channel itself quiet. The thread is made, the
 first time, beside the channel where a character is saved.
 """
@@ -15,19 +15,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import discord
 
-from cogs.reference_copies import FileToKeep, ReferenceKeeper
 from core.characters import braced
 from core.errors import UserError
 from core.media import largest_upload
 from core.references import Attachment
 from core.store import Character, Files
-
-if TYPE_CHECKING:
-    from bot import WanBot
+from discord_side.client import AppClient
+from discord_side.reference_copies import FileToKeep, ReferenceKeeper
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +49,7 @@ class LibraryUnavailable(UserError):
 
 
 class CharacterLibrary:
-    def __init__(self, bot: WanBot, keeper: ReferenceKeeper) -> None:
+    def __init__(self, bot: AppClient, keeper: ReferenceKeeper) -> None:
         self.bot = bot
         self.keeper = keeper
         self._locks: dict[int, asyncio.Lock] = {}  # per server: one library thread, not two

@@ -12,16 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import discord
 
-from cogs.video import BOT_PERMISSIONS
 from core.reachability import DEFAULT_TIMEOUT, host_of, probe
-
-if TYPE_CHECKING:
-    from bot import WanBot
+from discord_side.client import AppClient
+from discord_side.inputs import BOT_PERMISSIONS
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +128,7 @@ def describe_sync(
     return False, f"the slash commands registered {scope} are out of date ({'; '.join(parts)})"
 
 
-async def explain_start(bot: WanBot) -> None:
+async def explain_start(bot: AppClient) -> None:
     """Log, once after the first READY, what an operator needs to know to get going."""
     user = bot.user
     application_id = bot.application_id or (user.id if user else None)

@@ -10,12 +10,12 @@ from urllib.parse import urlsplit
 
 import discord
 
-from cogs.limits import fit_content, fit_embed
-from cogs.limits import shorten as shorten  # used by other cogs through this module
 from core.jobs import Job, JobState
 from core.references import render_label_map
 from core.request import GenerationRequest
 from core.timefmt import format_duration
+from discord_side.limits import fit_content, fit_embed
+from discord_side.limits import shorten as shorten  # used by other cogs through this module
 
 _STATE_LINES: dict[JobState, str] = {
     JobState.RESERVED: "⏳ Queued",
@@ -185,3 +185,21 @@ def failure_text(job: Job) -> str:
     if advice is not None:
         lines.append(advice)
     return fit_content("\n".join(lines))
+
+
+DISCORD_MESSAGE_LINK = "https://discord.com/channels/{guild}/{channel}"
+
+
+def job_link(job: Job) -> str:
+    """Where the job lives in Discord: its thread, else its status message, else its channel."""
+    if job.thread_id is not None:
+        return DISCORD_MESSAGE_LINK.format(guild=job.guild_id, channel=job.thread_id)
+    link = DISCORD_MESSAGE_LINK.format(guild=job.guild_id, channel=job.channel_id)
+    if job.status_message_id is not None:
+        link += f"/{job.status_message_id}"
+    return link
+
+
+def short_state(job: Job) -> str:
+    """The first line of the status text ("✅ Done", "❌ Failed: reason")."""
+    return shorten(state_line(job).splitlines()[0], 120)

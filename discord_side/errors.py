@@ -13,10 +13,10 @@ import secrets
 import discord
 from discord import app_commands
 
-from cogs.limits import CONTENT_MAX, fit_content, length
 from core.errors import UserError
 from core.references import InvalidInput
 from core.wan import WanOperatorError
+from discord_side.limits import CONTENT_MAX, fit_content, length
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ crash that happened longer ago than Discord's nonce window.
 
 A thread that takes no message (deleted, locked, no permission) is no dead end: the message
 goes to the channel instead, and when the channel refuses too the member is told where the
-video is (:mod:`cogs.places`).
+video is (:mod:`discord_side.places`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,29 @@ import asyncio
 import logging
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 import discord
 from discord.utils import MISSING
 
-from cogs import presenter
-from cogs.places import (
+from core.jobs import Job, JobOrigin, JobState
+from core.media import MediaTooLarge, largest_upload
+from core.tracker import VideoSource
+from discord_side import presenter
+from discord_side.client import AppClient
+from discord_side.delivery._status_edits import EDIT_INTERVAL_SECONDS, StatusEdits
+from discord_side.delivery._where import (
+    NO_PINGS,
+    NO_THREAD_NOTE,
+    NONCE_TRUST_SECONDS,
+    THREAD_ALREADY_CREATED,
+    USERS_ONLY,
+    Target,
+    no_thread_note,
+    status_channel_id,
+    status_link,
+)
+from discord_side.places import (
     MOVED_NOTES,
     THREAD_LIMITS,
     TOO_MANY_THREADS_NOTE,
@@ -37,51 +53,10 @@ from cogs.places import (
     unposted_dm,
     unposted_note,
 )
-from cogs.reference_copies import ReferenceKeeper
-from cogs.views import delivery_view
-from core.jobs import Job, JobOrigin, JobState
-from core.media import MediaTooLarge, largest_upload
-from core.tracker import VideoSource
-
-if TYPE_CHECKING:
-    from bot import WanBot
+from discord_side.reference_copies import ReferenceKeeper
+from discord_side.views import delivery_view
 
 log = logging.getLogger(__name__)
-
-THREAD_ALREADY_CREATED = 160004  # Discord: "A thread has already been created for this message"
-NONCE_TRUST_SECONDS = 240.0  # Discord dedupes a reused nonce for "a few minutes"
-EDIT_INTERVAL_SECONDS = 5.0  # Discord asks for about one edit per message every 5 s
-NO_THREAD_NOTE = (
-    "I can't create a thread here (I need the Create Public Threads permission),"
-    " so the video will be posted in this channel."
-)
-USERS_ONLY = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False)
-NO_PINGS = discord.AllowedMentions.none()
-Target = discord.TextChannel | discord.Thread | discord.VoiceChannel | discord.StageChannel
-
-
-def status_channel_id(job: Job) -> int:
-    """Where the status message lives: the channel for a thread's starter, else the thread."""
-    if job.thread_id is None or job.thread_id == job.status_message_id:
-        return job.channel_id  # a thread started from a message shares that message's id
-    return job.thread_id
-
-
-def no_thread_note(job: Job, target: Target) -> str | None:
-    """Why the video comes in the channel: kept on every edit, not only the first."""
-    # A /video in a text channel always gets a thread unless Discord refused one.
-    if job.thread_id is None and isinstance(target, discord.TextChannel):
-        return NO_THREAD_NOTE
-    return None
-
-
-def status_link(job: Job) -> str | None:
-    if job.status_message_id is None:
-        return None
-    return (
-        f"https://discord.com/channels/{job.guild_id}/{status_channel_id(job)}"
-        f"/{job.status_message_id}"
-    )
 
 
 class NowhereToPost(Exception):
@@ -91,7 +66,7 @@ class NowhereToPost(Exception):
 class DiscordDelivery:
     def __init__(
         self,
-        bot: WanBot,
+        bot: AppClient,
         edit_interval: float = EDIT_INTERVAL_SECONDS,
         keeper: ReferenceKeeper | None = None,
     ) -> None:
@@ -100,14 +75,10 @@ class DiscordDelivery:
         # Every thread a job was made in, from the store: replies there are for the bot.
         # discord.py's cache is no guide (it drops archived threads, and misses some).
         self.threads: set[int] = set()
-        self._edit_interval = edit_interval
+        self.edits = StatusEdits(self._show, interval=edit_interval, forget=self._forget)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._last_edit: dict[str, float] = {}
-        self._latest: dict[str, Job] = {}
-        self._edits: dict[str, asyncio.Task[None]] = {}
         self._threadless: set[str] = set()  # jobs whose channel refused a thread (this run)
         self._notes: dict[str, str] = {}  # why a job's messages are not in a thread (this run)
-        self._closing = False
 
     async def load_threads(self) -> None:
         self.threads |= await self.bot.store.video_thread_ids()
@@ -278,57 +249,28 @@ class DiscordDelivery:
             return unposted_note(job.result_url)  # the video could only be linked from here
         return self._notes.get(job.id) or no_thread_note(job, target)
 
-    def _request_edit(self, job: Job) -> None:
-        """Edit the status message with the newest state, at most once per interval."""
-        self._latest[job.id] = job
-        if job.id in self._edits:
-            return
-        wait = max(self._last_edit.get(job.id, 0.0) + self._edit_interval - time.monotonic(), 0.0)
-        task = asyncio.create_task(self._edit_later(job.id, wait), name=f"status-{job.id}")
-        self._edits[job.id] = task
-
-    async def _edit_later(self, job_id: str, wait: float) -> None:
-        job: Job | None = None
-        try:
-            await asyncio.sleep(wait)
-            job = self._latest.pop(job_id)
-            if job.status_message_id is None:
-                return
-            target = await self.channel(status_channel_id(job))
-            await target.get_partial_message(job.status_message_id).edit(
-                embed=presenter.status_embed(job, self._status_note(job, target))
-            )
-            self._last_edit[job_id] = time.monotonic()
-        except discord.HTTPException as exc:
-            log.warning("job %s: status edit failed (%s)", job_id, exc.status)
-        except Exception:
-            log.exception("job %s: status edit failed", job_id)
-        finally:
-            self._edits.pop(job_id, None)
-            if job_id in self._latest and not self._closing:  # a newer state came meanwhile
-                self._request_edit(self._latest[job_id])
-            elif job is None or job.state.is_finished:
-                # Only a finished job is forgotten: its last edit time spaces the next edit.
-                self._forget(job_id)
+    async def _show(self, job: Job) -> None:
+        """Edit the job's status message to show its state (and the note it keeps)."""
+        assert job.status_message_id is not None  # StatusEdits edits only posted messages
+        target = await self.channel(status_channel_id(job))
+        await target.get_partial_message(job.status_message_id).edit(
+            embed=presenter.status_embed(job, self._status_note(job, target))
+        )
 
     def _forget(self, job_id: str) -> None:
-        self._last_edit.pop(job_id, None)
         self._locks.pop(job_id, None)
         self._threadless.discard(job_id)
         self._notes.pop(job_id, None)
 
     async def close(self) -> None:
-        self._closing = True  # a cancelled edit must not schedule another
-        for task in list(self._edits.values()):
-            task.cancel()
-        await asyncio.gather(*self._edits.values(), return_exceptions=True)
+        await self.edits.close()
         await self.keeper.close()
 
     # ----------------------------------------------------------------- JobEvents
 
     async def job_changed(self, job: Job) -> None:
         job = await self.ensure_status_message(job)
-        self._request_edit(job)
+        self.edits.request(job)
         if job.state in (JobState.FAILED, JobState.CANCELLED):
             text = presenter.failure_text(job)
             nonce = f"fl{job.id}"
@@ -386,7 +328,7 @@ class DiscordDelivery:
         if shown is None and sent is None:
             raise NowhereToPost(f"job {job.id}: no thread, channel or DM took the video")
         log.info("job %s: posted nowhere; linked from the status message / a DM", job.id)
-        return shown if shown is not None else sent  # type: ignore[return-value]
+        return shown if shown is not None else cast(int, sent)  # one of them is set
 
     async def _direct_message(self, job: Job, text: str, nonce: str) -> int | None:
         """DM the requester (the last way to reach them); None if their DMs are closed."""

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import discord
 
-from cogs import presenter
 from core.jobs import Job
+from discord_side import presenter
 
 UNKNOWN_CHANNEL = 10003
 THREAD_ARCHIVED = 50083  # "Operation is not allowed on an archived thread" (locked ones too)

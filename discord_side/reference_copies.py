@@ -17,16 +17,13 @@ import contextlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import discord
 
-from cogs.cdn import refresh_urls
 from core.jobs import Job
 from core.media import DownloadedVideo, MediaError, download_file, largest_upload
-
-if TYPE_CHECKING:
-    from bot import WanBot
+from discord_side.cdn import refresh_urls
+from discord_side.client import AppClient
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +69,7 @@ class FileToKeep:
 
 
 class ReferenceKeeper:
-    def __init__(self, bot: WanBot) -> None:
+    def __init__(self, bot: AppClient) -> None:
         self.bot = bot
         self._tasks: set[asyncio.Task[None]] = set()
 

@@ -1,0 +1,101 @@
+"""The composition root: the engine's services, built in one place from the settings.
+
+bot.py, the cog test harness and the benchmarks all call :func:`build_services`, so the wiring
+(which client, which limiter, which tracker timing) cannot drift between them. Resources are
+opened by the caller (the database, the HTTP session) and closed by it; nothing here starts
+background work: the bot starts the tracker once its Discord side is registered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from core.config import Settings
+from core.jobs import Job
+from core.moderation import Moderation
+from core.ratelimit import RateLimiter
+from core.service import VideoService
+from core.store import Store
+from core.tracker import Tracker, TrackerConfig
+from core.wan import WanClient
+from core.webhooks import webhook_url_source
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything the faces (cogs, the Discord side, the HTTP server) use from the engine."""
+
+    settings: Settings
+    store: Store
+    session: aiohttp.ClientSession
+    client: WanClient  # the WAN API, behind the bot's own rate limiter
+    tracker: Tracker
+    service: VideoService
+    moderation: Moderation
+    webhook_url: Callable[[Job], str | None] | None  # each job's webhook URL; None: polling only
+
+
+def build_services(
+    settings: Settings,
+    store: Store,
+    session: aiohttp.ClientSession,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Services:
+    client = api_client(settings, session)
+    tracker = _tracker(settings, store, client, session, clock)
+    service = VideoService(settings, store, tracker, clock=clock)
+    return Services(
+        settings=settings,
+        store=store,
+        session=session,
+        client=client,
+        tracker=tracker,
+        service=service,
+        moderation=Moderation(settings, store, service, clock=clock),
+        webhook_url=webhook_url_source(settings),
+    )
+
+
+def api_client(settings: Settings, session: aiohttp.ClientSession) -> WanClient:
+    """The WAN API client with the operator's key, base URL and request budget."""
+    return WanClient(
+        session,
+        base_url=settings.wan_api_base,
+        api_key=settings.wan_api_key,
+        key_header=settings.wan_api_key_header,
+        limiter=RateLimiter(settings.api_max_rps, settings.api_burst),
+    )
+
+
+def _tracker(
+    settings: Settings,
+    store: Store,
+    client: WanClient,
+    session: aiohttp.ClientSession,
+    clock: Callable[[], float],
+) -> Tracker:
+    return Tracker(
+        store,
+        client,
+        session,
+        webhooks=settings.webhooks_enabled,
+        config=tracker_config(settings),
+        clock=clock,
+    )
+
+
+def tracker_config(settings: Settings) -> TrackerConfig:
+    """The tracker's timing, with the operator's overrides from the environment."""
+    config = TrackerConfig(
+        lag_target=settings.poll_lag_seconds, reconcile_grace=settings.reconcile_grace_seconds
+    )
+    expected = settings.expected_run_seconds
+    if expected is not None:
+        config = dataclasses.replace(config, default_expected=lambda _d, _r: expected)
+    return config
