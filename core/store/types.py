@@ -22,6 +22,11 @@ def utc_day(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
 
 
+def day_end(day: str) -> datetime:
+    """00:00 UTC after ``day`` (YYYY-MM-DD): when that day's quotas and caps reset."""
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC) + timedelta(days=1)
+
+
 def next_utc_midnight(now: float) -> datetime:
     """The next 00:00 UTC, when daily usage (a member's, a server's, the bot's) starts again."""
     today = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -80,9 +85,7 @@ class CapExceeded(UserError):
         self.cap = cap
         self.needed = needed
         self.remaining = remaining
-        # The end of the day the reservation counts in (YYYY-MM-DD, UTC).
-        start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
-        self.resets_at = start + timedelta(days=1)
+        self.resets_at = day_end(day)  # the end of the day the reservation counts in
         what = "The bot's daily budget" if cap == "budget" else "This server's daily cap"
         whose = "for all servers" if cap == "budget" else "for this server"
         left = f"only {remaining} s are left today {whose}" if remaining else "it is used up"
