@@ -3,6 +3,7 @@
 python bot.py            run the bot (configuration from the environment / .env)
 python bot.py --sync     sync slash commands globally, then exit (Discord allows ~200 a day)
 python bot.py --check    validate configuration, try the token and API key, exit 0/1
+python bot.py --report [--days N]   spending per server and for the bot, from the database
 
 ``.env`` is read from the working directory, and a relative DATABASE_PATH is relative to it too.
 This file must stay parseable by old Pythons up to the version check below.
@@ -41,6 +42,7 @@ from core.loop_lag import LoopLagProbe
 from core.metrics import Metrics
 from core.ratelimit import RateLimiter
 from core.reachability import Unreachable, describe_network_error, host_of
+from core.report import report_main
 from core.service import VideoService
 from core.startup_checks import database_problem, describe_bind_error, describe_database_error
 from core.store import Store
@@ -55,7 +57,14 @@ class StartupError(Exception):
     """A foreseeable reason the bot cannot start, told in one line with the fix."""
 
 
-EXTENSIONS = ("cogs.video", "cogs.account", "cogs.admin", "cogs.characters", "cogs.make_video")
+EXTENSIONS = (
+    "cogs.video",
+    "cogs.account",
+    "cogs.admin",
+    "cogs.characters",
+    "cogs.make_video",
+    "cogs.guilds",
+)
 
 
 class WanBot(commands.Bot):
@@ -97,7 +106,7 @@ class WanBot(commands.Bot):
             webhooks=settings.webhooks_enabled,
             config=tracker_config(settings),
         )
-        self.service = VideoService(settings, store, self.tracker)
+        self.service = VideoService(settings, store, self.tracker, metrics=metrics)
         self.health = BotHealth(self)
         self.metrics.before_scrape(self._count_jobs)
         self._loop_lag = LoopLagProbe(self.metrics.loop_lagged)
@@ -267,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="WAN 2.7 Reference-to-Video Discord bot")
     parser.add_argument("--check", action="store_true", help="validate configuration and exit")
     parser.add_argument("--sync", action="store_true", help="sync slash commands, then exit")
+    parser.add_argument("--report", action="store_true", help="print spending per server, exit")
+    parser.add_argument("--days", type=int, default=7, help="days in --report (default 7)")
     args = parser.parse_args(argv)
     settings = load_settings()
     configure_logging(
@@ -276,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.check:
         return asyncio.run(check(settings))
+    if args.report:
+        return report_main(settings, args.days)
     for warning in config_warnings(settings):
         log.warning("configuration: %s", warning)
     try:
