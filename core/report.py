@@ -14,6 +14,7 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.config import Settings
 from core.quota import server_cap
@@ -133,17 +134,28 @@ async def run_report(settings: Settings, days: int, *, now: float | None = None)
     return render_report(report)
 
 
+def database_missing(path: Path) -> str | None:
+    if path.is_file():
+        return None
+    return (
+        f"no database at {path.resolve()}: the bot has not run here yet, or DATABASE_PATH"
+        " (or the working directory) differs from the bot's"
+    )
+
+
 def report_main(settings: Settings, days: int) -> int:
     """``--report``: print the report to standard output; a foreseeable problem is one line."""
+    problem = database_missing(Path(settings.database_path))
+    if problem is None and not 1 <= days <= MAX_REPORT_DAYS:
+        problem = f"--days must be from 1 to {MAX_REPORT_DAYS}"
+    if problem is not None:
+        log.error("cannot report: %s", problem)
+        return 1
     try:
         text = asyncio.run(run_report(settings, days))
-    except (FileNotFoundError, ValueError) as exc:
-        log.error("cannot report: %s", exc)
-        return 1
     except sqlite3.Error as exc:
-        log.error(
-            "cannot report: the database %s could not be read: %s", settings.database_path, exc
-        )
+        path = settings.database_path
+        log.error("cannot report: the database %s could not be read: %s", path, exc)
         return 1
     sys.stdout.write(text + "\n")
     return 0
