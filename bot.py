@@ -3,6 +3,7 @@
 python bot.py            run the bot (configuration from the environment / .env)
 python bot.py --sync     sync slash commands globally, then exit (Discord allows ~200 a day)
 python bot.py --check    validate configuration, try the token and API key, exit 0/1
+python bot.py --report [--days N]   spending per server and for the bot, from the database
 
 ``.env`` is read from the working directory, and a relative DATABASE_PATH is relative to it too.
 This file must stay parseable by old Pythons up to the version check below.
@@ -34,8 +35,8 @@ from core.app import api_client as make_client
 from core.config import ConfigError, Settings, config_warnings
 from core.logging_setup import configure_logging
 from core.loop_lag import LoopLagProbe
-from core.metrics import Metrics
 from core.reachability import Unreachable, describe_network_error, host_of
+from core.report import report_main
 from core.startup_checks import database_problem, describe_bind_error, describe_database_error
 from core.store import Store
 from core.webhooks import HttpServer, WebhookReceiver, make_http_app
@@ -58,7 +59,14 @@ class StartupError(Exception):
     """A foreseeable reason the bot cannot start, told in one line with the fix."""
 
 
-EXTENSIONS = ("cogs.video", "cogs.account", "cogs.admin", "cogs.characters", "cogs.make_video")
+EXTENSIONS = (
+    "cogs.video",
+    "cogs.account",
+    "cogs.admin",
+    "cogs.characters",
+    "cogs.make_video",
+    "cogs.guilds",
+)
 
 
 class WanBot(commands.Bot):
@@ -70,10 +78,9 @@ class WanBot(commands.Bot):
         services: Services,
         *,
         sync_only: bool = False,
-        metrics: Metrics | None = None,
     ) -> None:
         settings = services.settings
-        metrics = metrics if metrics is not None else Metrics()
+        metrics = services.metrics
         intents = discord.Intents.default()
         # Privileged: without it the bot still sees messages that mention it (see README).
         intents.message_content = settings.message_content_intent
@@ -266,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="WAN 2.7 Reference-to-Video Discord bot")
     parser.add_argument("--check", action="store_true", help="validate configuration and exit")
     parser.add_argument("--sync", action="store_true", help="sync slash commands, then exit")
+    parser.add_argument("--report", action="store_true", help="print spending per server, exit")
+    parser.add_argument("--days", type=int, default=7, help="days in --report (default 7)")
     args = parser.parse_args(argv)
     settings = load_settings()
     configure_logging(
@@ -275,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.check:
         return asyncio.run(check(settings))
+    if args.report:
+        return report_main(settings, args.days)
     for warning in config_warnings(settings):
         log.warning("configuration: %s", warning)
     try:

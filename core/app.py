@@ -17,6 +17,7 @@ import aiohttp
 
 from core.config import Settings
 from core.jobs import Job
+from core.metrics import Metrics
 from core.moderation import Moderation
 from core.ratelimit import RateLimiter
 from core.service import VideoService
@@ -37,6 +38,7 @@ class Services:
     tracker: Tracker
     service: VideoService
     moderation: Moderation
+    metrics: Metrics  # what /metrics exports; counted by the service, the tracker, the bot
     webhook_url: Callable[[Job], str | None] | None  # each job's webhook URL; None: polling only
 
 
@@ -46,10 +48,12 @@ def build_services(
     session: aiohttp.ClientSession,
     *,
     clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> Services:
+    metrics = metrics if metrics is not None else Metrics()
     client = api_client(settings, session)
     tracker = _tracker(settings, store, client, session, clock)
-    service = VideoService(settings, store, tracker, clock=clock)
+    service = VideoService(settings, store, tracker, clock=clock, metrics=metrics)
     return Services(
         settings=settings,
         store=store,
@@ -59,6 +63,7 @@ def build_services(
         service=service,
         moderation=Moderation(settings, store, service, clock=clock),
         webhook_url=webhook_url_source(settings),
+        metrics=metrics,
     )
 
 

@@ -44,6 +44,10 @@ SETTING_NAMES: tuple[str, ...] = (
     "LOG_FORMAT",
     "CHARACTERS_PER_MEMBER",
     "CHARACTERS_PER_SERVER",
+    "BUDGET_DAILY_SECONDS",
+    "SERVER_DAILY_SECONDS_MAX",
+    "ALLOWED_GUILD_IDS",
+    "LEAVE_UNLISTED_GUILDS",
 )
 
 
@@ -92,10 +96,24 @@ class Settings:
     # Saved characters: a member's own in one server, and a server's shared ones.
     characters_per_member: int = 25
     characters_per_server: int = 100
+    # Spending: seconds of video per UTC day for the whole bot (None: unlimited), and the most a
+    # server's moderators may set as their server's daily cap (None: no bound; also the cap of a
+    # server that sets none).
+    budget_daily_seconds: int | None = None
+    server_daily_seconds_max: int | None = None
+    # Who may use the bot: these servers only (None: every server it is in), and whether it
+    # leaves the others (after telling their owner).
+    allowed_guild_ids: frozenset[int] | None = None
+    leave_unlisted_guilds: bool = True
 
     @property
     def webhooks_enabled(self) -> bool:
         return self.webhook_public_url is not None
+
+    def guild_allowed(self, guild_id: int | None) -> bool:
+        """Whether the bot is enabled in this server (direct messages: ``None``, always)."""
+        allowed = self.allowed_guild_ids
+        return allowed is None or guild_id is None or guild_id in allowed
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -162,6 +180,12 @@ class Settings:
             if not math.isfinite(value) or not value > 0:  # float() takes "inf" and "nan"
                 raise ValueError
             return value
+
+        def snowflakes(raw: str) -> frozenset[int]:
+            ids = frozenset(snowflake(part.strip()) for part in raw.split(",") if part.strip())
+            if not ids:
+                raise ValueError
+            return ids
 
         def boolean(raw: str) -> bool:
             lowered = raw.lower()
@@ -238,6 +262,19 @@ class Settings:
             characters_per_server=parsed(
                 "CHARACTERS_PER_SERVER", 100, positive_int, "a whole number > 0"
             ),
+            budget_daily_seconds=parsed(
+                "BUDGET_DAILY_SECONDS", None, positive_int, "a whole number of seconds > 0"
+            ),
+            server_daily_seconds_max=parsed(
+                "SERVER_DAILY_SECONDS_MAX", None, positive_int, "a whole number of seconds > 0"
+            ),
+            allowed_guild_ids=parsed(
+                "ALLOWED_GUILD_IDS",
+                None,
+                snowflakes,
+                "Discord server ids separated by commas (e.g. 1234567890123,2345678901234)",
+            ),
+            leave_unlisted_guilds=parsed("LEAVE_UNLISTED_GUILDS", True, boolean, "true or false"),
         )
         if settings.webhooks_enabled and settings.http_port == 0:
             problems.append("WEBHOOK_PUBLIC_URL is set but WEBHOOK_PORT is 0 (server off)")
@@ -253,6 +290,13 @@ def config_warnings(settings: Settings) -> list[str]:
         found.append(
             "WEBHOOK_SECRET is set but WEBHOOK_PUBLIC_URL is not: webhooks are off, so the"
             " secret is unused (the bot polls the API instead)"
+        )
+    allowed = settings.allowed_guild_ids
+    dev_guild = settings.dev_guild_id
+    if allowed is not None and dev_guild is not None and dev_guild not in allowed:
+        found.append(
+            "DEV_GUILD_ID is not in ALLOWED_GUILD_IDS: commands are synced there but refused"
+            " (add it to ALLOWED_GUILD_IDS)"
         )
     if settings.webhook_public_url is not None and _is_local(settings.webhook_public_url):
         host = urlsplit(settings.webhook_public_url).hostname

@@ -3,6 +3,11 @@
 Unit: seconds of generated video per member per UTC day. A job costs its duration, times
 ``QUOTA_1080P_MULTIPLIER`` at 1080P (default 1), rounded up. Limits come from, in order of
 precedence: the member's override, the server's defaults, the bot's configuration.
+
+Above every member, two caps on a whole day's spending: the server's (``/admin defaults
+server_daily_seconds``, never above the operator's ``SERVER_DAILY_SECONDS_MAX``, which is also the
+cap of a server that sets none) and the bot's (``BUDGET_DAILY_SECONDS``, all servers together).
+The exempt role lifts the member's limits only, never the caps.
 """
 
 from __future__ import annotations
@@ -10,11 +15,18 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from core.config import Settings
 from core.request import GenerationRequest
-from core.store import GuildSettings, QuotaLimits, Store, UserOverride, utc_day
+from core.store import (
+    GuildSettings,
+    QuotaLimits,
+    Store,
+    UserOverride,
+    next_utc_midnight,
+    utc_day,
+)
 
 
 def job_cost(request: GenerationRequest, hd_multiplier: float) -> int:
@@ -37,13 +49,27 @@ def effective_limits(
             guild.max_concurrent if guild.max_concurrent is not None else settings.max_concurrent
         )
     exempt = guild.exempt_role_id is not None and guild.exempt_role_id in role_ids
-    return QuotaLimits(daily_seconds=daily, max_concurrent=concurrent, exempt=exempt)
+    return QuotaLimits(
+        daily_seconds=daily,
+        max_concurrent=concurrent,
+        exempt=exempt,
+        server_daily_seconds=server_cap(settings, guild),
+        budget_daily_seconds=settings.budget_daily_seconds,
+    )
+
+
+def server_cap(settings: Settings, guild: GuildSettings) -> int | None:
+    """The server's daily cap: its own, bounded by the operator's maximum (None: no cap)."""
+    bound = settings.server_daily_seconds_max
+    own = guild.server_daily_seconds
+    if own is None:
+        return bound
+    return own if bound is None else min(own, bound)
 
 
 def next_reset(now: float) -> datetime:
     """The next 00:00 UTC, when daily usage starts again from zero."""
-    today = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today + timedelta(days=1)
+    return next_utc_midnight(now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,11 @@
 
 The Discord side calls this with plain values; it raises :class:`core.errors.UserError`
 subclasses for anything the user should be told, before anything is spent.
+
+:meth:`VideoService.check_allowed` is the one door for every request (``/video``, replies,
+buttons, characters): the operator's allow-list of servers first, then the server's own rules.
+With a :class:`core.metrics.Metrics`, the service counts accepted and refused requests and every
+committed ledger row.
 """
 
 from __future__ import annotations
@@ -12,16 +17,60 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from core.config import Settings
-from core.errors import Refused
+from core.errors import Refused, UserError
 from core.jobs import Job, JobOrigin, new_job_id
+from core.metrics import Metrics
 from core.quota import effective_limits, job_cost
-from core.references import BuiltRequest
+from core.references import BuiltRequest, InvalidInput
 from core.request import RESOLUTIONS
-from core.store import AuditRecord, GuildSettings, NewJob, Store
+from core.store import (
+    AuditRecord,
+    CapExceeded,
+    GuildSettings,
+    NewJob,
+    QuotaExceeded,
+    Store,
+    TooManyJobs,
+)
 from core.tracker import Tracker
 from core.webhook_tokens import job_webhooks
 
 log = logging.getLogger(__name__)
+
+NOT_ENABLED_MESSAGE = (
+    "This bot is not enabled in this server: its operator runs it for other servers only."
+    " Nothing was charged."
+)
+
+
+class PolicyRefused(Refused):
+    """A refusal by a rule of the server or the operator; ``reason`` is its metrics label."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class NotEnabledHere(PolicyRefused):
+    """The server is not on the operator's allow-list (``ALLOWED_GUILD_IDS``)."""
+
+    def __init__(self) -> None:
+        super().__init__("not_allowed", NOT_ENABLED_MESSAGE)
+
+
+def refusal_reason(error: UserError) -> str:
+    """The bounded label a refusal is counted under (see core.metrics.REFUSAL_REASONS)."""
+    if isinstance(error, PolicyRefused):
+        return error.reason
+    if isinstance(error, CapExceeded):
+        return "budget" if error.cap == "budget" else "server_cap"
+    if isinstance(error, QuotaExceeded):
+        return "quota"
+    if isinstance(error, TooManyJobs):
+        return "concurrency"
+    if isinstance(error, InvalidInput):
+        return "invalid_input"
+    return "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,32 +93,49 @@ class VideoService:
         store: Store,
         tracker: Tracker,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.tracker = tracker
         self._clock = clock
+        self.metrics = metrics
+        if metrics is not None:
+            store.observe_ledger(metrics.ledger)  # reserve, commit, refund, grant, reset
+
+    def check_enabled(self, guild_id: int | None) -> None:
+        """Refuse a server that is not on the operator's allow-list (:class:`NotEnabledHere`)."""
+        if not self.settings.guild_allowed(guild_id):
+            raise NotEnabledHere()
 
     async def check_allowed(self, who: Requester) -> GuildSettings:
-        """Refuse banned members, paused servers and channels the server's rules exclude."""
+        """Refuse servers the bot is not enabled in, banned members, paused servers and
+        channels the server's rules exclude."""
+        self.check_enabled(who.guild_id)
         ban = await self.store.get_ban(who.guild_id, who.user_id)
         if ban is not None:
             reason = f" Reason: {ban.reason}" if ban.reason else ""
-            raise Refused(f"You are not allowed to make videos in this server.{reason}")
+            raise PolicyRefused(
+                "banned", f"You are not allowed to make videos in this server.{reason}"
+            )
         guild = await self.store.guild_settings(who.guild_id)
         if guild.paused:
             reason = f" ({guild.pause_reason})" if guild.pause_reason else ""
-            raise Refused(f"Video requests are paused in this server{reason}. Try again later.")
+            raise PolicyRefused(
+                "paused", f"Video requests are paused in this server{reason}. Try again later."
+            )
         rules = await self.store.channel_rules(who.guild_id)
         channels = {who.channel_id} | ({who.parent_channel_id} if who.parent_channel_id else set())
         if any(rules.get(channel) == "deny" for channel in channels):
-            raise Refused("Videos can't be made in this channel.")
+            raise PolicyRefused("channel", "Videos can't be made in this channel.")
         allowed = {channel for channel, rule in rules.items() if rule == "allow"}
         if allowed and not channels & allowed:
             where = ", ".join(f"<#{channel}>" for channel in sorted(allowed))
-            raise Refused(f"Videos can only be made in: {where}.")
+            raise PolicyRefused("channel", f"Videos can only be made in: {where}.")
         if guild.nsfw_only and not who.channel_is_nsfw:
-            raise Refused("This server allows videos only in age-restricted (NSFW) channels.")
+            raise PolicyRefused(
+                "channel", "This server allows videos only in age-restricted (NSFW) channels."
+            )
         return guild
 
     async def accept(
@@ -82,18 +148,52 @@ class VideoService:
         thread_id: int | None = None,
         reference_copies: dict[str, list[int]] | None = None,
     ) -> Job:
-        """Check the rules, reserve the cost, persist the job and hand it to the tracker."""
+        """Check the rules, reserve the cost, persist the job and hand it to the tracker.
+
+        The member's quota, the server's daily cap and the bot's budget are checked and reserved
+        in one transaction (core.store._ledger.check_room): a refusal spends nothing.
+        """
+        try:
+            job = await self._accept(
+                who,
+                built,
+                origin=origin,
+                parent_job_id=parent_job_id,
+                thread_id=thread_id,
+                reference_copies=reference_copies,
+            )
+        except UserError as exc:
+            if self.metrics is not None:
+                self.metrics.request_refused(refusal_reason(exc))
+            raise
+        if self.metrics is not None:
+            self.metrics.request_accepted(origin.value)
+        return job
+
+    async def _accept(
+        self,
+        who: Requester,
+        built: BuiltRequest,
+        *,
+        origin: JobOrigin,
+        parent_job_id: str | None,
+        thread_id: int | None,
+        reference_copies: dict[str, list[int]] | None,
+    ) -> Job:
         guild = await self.check_allowed(who)
         request = built.request
         if guild.max_duration is not None and request.duration > guild.max_duration:
-            raise Refused(
+            raise PolicyRefused(
+                "invalid_input",
                 f"This server allows videos of at most {guild.max_duration} s"
-                f" (you asked for {request.duration} s)."
+                f" (you asked for {request.duration} s).",
             )
         if guild.max_resolution is not None and RESOLUTIONS.index(
             request.resolution
         ) > RESOLUTIONS.index(guild.max_resolution):
-            raise Refused(f"This server allows at most {guild.max_resolution} videos.")
+            raise PolicyRefused(
+                "invalid_input", f"This server allows at most {guild.max_resolution} videos."
+            )
         override = await self.store.user_override(who.guild_id, who.user_id)
         limits = effective_limits(self.settings, guild, override, who.role_ids)
         job_id = new_job_id()

@@ -1,4 +1,5 @@
-"""The one error policy for app commands, as a CommandTree subclass.
+"""The one error policy for app commands, as a CommandTree subclass (and its one door: a server
+not on the operator's allow-list is refused before any command runs).
 
 - the user's fault (bad input, quota, bans, checks): their message, ephemeral, nothing spent;
 - the operator's fault (bad API key, no credits): a generic message, and a loud log line;
@@ -15,8 +16,10 @@ from discord import app_commands
 
 from core.errors import UserError
 from core.references import InvalidInput
+from core.service import NotEnabledHere
 from core.wan import WanOperatorError
 from discord_side.limits import CONTENT_MAX, fit_content, length
+from discord_side.permissions import BotServices
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,28 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
     await send_ephemeral(interaction, text)
 
 
+class ServerNotEnabled(app_commands.CheckFailure):
+    """The server is not on ALLOWED_GUILD_IDS: shown to the member like any failed check."""
+
+
 class BotCommandTree(app_commands.CommandTree[discord.Client]):
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        # Every app command, moderators' included, passes here first (components and modals go
+        # through VideoService.check_allowed, which applies the same rule).
+        client = interaction.client
+        if not isinstance(client, BotServices):
+            return True
+        try:
+            client.service.check_enabled(interaction.guild_id)
+        except NotEnabledHere as exc:
+            if interaction.type is discord.InteractionType.autocomplete:
+                return False  # no message can answer an autocomplete: offer nothing
+            log.info(
+                "refused a command in guild %s: not on ALLOWED_GUILD_IDS", interaction.guild_id
+            )
+            raise ServerNotEnabled(exc.message) from None
+        return True
+
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:

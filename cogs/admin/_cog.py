@@ -36,6 +36,7 @@ from cogs.admin._options import (
     MaxDuration,
     Reason,
     Resolution,
+    ServerDailySeconds,
     UsageDays,
 )
 from core.moderation import MAX_AUDIT_SHOWN, MAX_USAGE_DAYS, Actor, ChannelRule, Moderation
@@ -176,6 +177,7 @@ class AdminCog(commands.Cog, name="Admin"):
         max_resolution="Highest resolution allowed",
         exempt_role="Members with this role have no quota",
         moderator_role="Members with this role may use /admin (needs Manage Server to change)",
+        server_daily_seconds="Seconds of video per day (UTC) for the whole server, all members",
         unset="Put one setting back to the bot's default (or remove a role)",
     )
     async def defaults(
@@ -187,6 +189,7 @@ class AdminCog(commands.Cog, name="Admin"):
         max_resolution: Resolution | None = None,
         exempt_role: discord.Role | None = None,
         moderator_role: discord.Role | None = None,
+        server_daily_seconds: ServerDailySeconds | None = None,
         unset: DefaultField | None = None,
     ) -> None:
         actor = await self._begin(interaction)
@@ -198,6 +201,7 @@ class AdminCog(commands.Cog, name="Admin"):
             max_resolution=max_resolution,
             exempt_role_id=None if exempt_role is None else exempt_role.id,
             moderator_role_id=None if moderator_role is None else moderator_role.id,
+            server_daily_seconds=server_daily_seconds,
             unset=unset,
         )
         if update.changed:
@@ -338,7 +342,9 @@ class AdminCog(commands.Cog, name="Admin"):
 
     # ------------------------------------------------------------- /admin usage, audit
 
-    @admin.command(name="usage", description="Seconds made per member, as a table and a CSV file")
+    @admin.command(
+        name="usage", description="Today's spending against the cap; seconds made per member (CSV)"
+    )
     @app_commands.describe(days=f"How many days back, today included (1-{MAX_USAGE_DAYS})")
     async def usage(self, interaction: discord.Interaction, days: UsageDays = 7) -> None:
         actor = await self._begin(interaction)

@@ -18,6 +18,7 @@ from core.moderation import (
     MAX_GRANT_SECONDS,
     MAX_JOB_ID_CHARS,
     MAX_REASON_CHARS,
+    MAX_SERVER_DAILY_SECONDS,
     MAX_USAGE_DAYS,
     DefaultField,
     JobFilter,
@@ -26,6 +27,8 @@ from core.request import DURATION_MAX, DURATION_MIN
 
 DailySeconds = app_commands.Range[int, 1, MAX_DAILY_SECONDS]
 Concurrency = app_commands.Range[int, 1, MAX_CONCURRENT]
+# The operator's SERVER_DAILY_SECONDS_MAX may be lower: the moderation service says so.
+ServerDailySeconds = app_commands.Range[int, 1, MAX_SERVER_DAILY_SECONDS]
 GrantSeconds = app_commands.Range[int, 1, MAX_GRANT_SECONDS]
 MaxDuration = app_commands.Range[int, DURATION_MIN, DURATION_MAX]
 UsageDays = app_commands.Range[int, 1, MAX_USAGE_DAYS]
@@ -47,5 +50,6 @@ __all__ = [
     "MaxDuration",
     "Reason",
     "Resolution",
+    "ServerDailySeconds",
     "UsageDays",
 ]

@@ -18,6 +18,7 @@ from core.moderation import (
     JobListing,
     MemberQuota,
     ServerDefaults,
+    SpendToday,
     UsageReport,
 )
 from core.quota import QuotaStatus
@@ -143,10 +144,35 @@ def defaults_embed(defaults: ServerDefaults) -> discord.Embed:
             f"Paused: {'yes' if guild.paused else 'no'}"
             + (f" ({guild.pause_reason})" if guild.paused and guild.pause_reason else ""),
             f"Age-restricted channels only: {'yes' if guild.nsfw_only else 'no'}",
+            f"Server daily cap (all members): {server_cap_text(defaults)}",
         ]
     )
     embed.set_footer(text="Member overrides: /admin quota set")
     return embed
+
+
+def server_cap_text(defaults: ServerDefaults) -> str:
+    cap, bound = defaults.server_cap, defaults.server_cap_max
+    if cap is None:
+        return "none"
+    if defaults.guild.server_daily_seconds is None:
+        return f"{cap} s (the bot's limit for every server)"
+    if bound is not None and defaults.guild.server_daily_seconds > bound:
+        asked = defaults.guild.server_daily_seconds
+        return f"{cap} s (the bot's limit; this server asked for {asked} s)"
+    suffix = f", at most {bound} s allowed" if bound is not None else ""
+    return f"{cap} s{suffix}"
+
+
+def spend_today_text(today: SpendToday) -> str:
+    resets = f"resets <t:{int(today.resets_at.timestamp())}:R>"
+    if today.cap is None:
+        text = f"**{today.spent} s** spent today (no server cap); {resets}."
+    else:
+        text = f"**{today.spent} s of {today.cap} s** spent today ({today.left} s left); {resets}."
+    if today.budget_left is not None:
+        text += f" The bot's daily budget for all servers has {today.budget_left} s left."
+    return text
 
 
 def ban_text(result: BanResult, mention: str) -> str:
@@ -218,6 +244,8 @@ def usage_embed(report: UsageReport) -> discord.Embed:
             f" {report.jobs} job(s) by {len(report.rows)} member(s), {report.failed} failed."
         ),
     )
+    if report.today is not None:
+        embed.description = f"Today: {spend_today_text(report.today)}\n{embed.description}"
     top = report.top()
     if top:
         lines = [

@@ -20,7 +20,8 @@ from core.moderation._limits import (
     clean_text,
 )
 from core.moderation._results import Actor, JobListing, JobSection
-from core.moderation._usage import UsageReport
+from core.moderation._usage import SpendToday, UsageReport
+from core.quota import server_cap
 from core.store import AuditEntry, utc_day
 
 
@@ -76,9 +77,25 @@ class JobActions(ModerationBase):
     async def usage(self, guild_id: int, days: int) -> UsageReport:
         """Per member: seconds of delivered video, jobs and failures over ``days`` (today too)."""
         check_range("days", days, 1, MAX_USAGE_DAYS)
-        since_day = utc_day(self._clock() - (days - 1) * DAY_SECONDS)
+        now = self._clock()
+        since_day = utc_day(now - (days - 1) * DAY_SECONDS)
         rows = await self.store.usage_report(guild_id, since_day)
-        return UsageReport(days, since_day, tuple(rows))
+        return UsageReport(days, since_day, tuple(rows), await self.spend_today(guild_id, now))
+
+    async def spend_today(self, guild_id: int, now: float) -> SpendToday:
+        """The server's spending today against its cap, and what is left of the bot's budget."""
+        day = utc_day(now)
+        guild = await self.store.guild_settings(guild_id)
+        budget = self.settings.budget_daily_seconds
+        budget_left = None
+        if budget is not None:
+            budget_left = max(budget - await self.store.day_spend(day), 0)
+        return SpendToday(
+            day,
+            await self.store.day_spend(day, guild_id),
+            server_cap(self.settings, guild),
+            budget_left,
+        )
 
     async def audit(self, guild_id: int, limit: int) -> list[AuditEntry]:
         """The latest moderator actions, newest first."""

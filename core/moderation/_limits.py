@@ -8,6 +8,8 @@ from core.errors import UserError
 
 DAY_SECONDS: Final = 86_400
 MAX_DAILY_SECONDS: Final = 86_400  # a whole day of video: far above any sensible allowance
+# A server's daily cap, when the operator sets no SERVER_DAILY_SECONDS_MAX: about 11 days of video.
+MAX_SERVER_DAILY_SECONDS: Final = 1_000_000
 MAX_CONCURRENT: Final = 50
 MAX_GRANT_SECONDS: Final = 86_400
 MAX_USAGE_DAYS: Final = 90
@@ -27,6 +29,7 @@ DefaultField = Literal[
     "max_resolution",
     "exempt_role",
     "moderator_role",
+    "server_daily_seconds",
 ]
 JobFilter = Literal[
     "unfinished",
@@ -49,6 +52,7 @@ DEFAULT_FIELDS: Final[dict[str, str]] = {
     "max_resolution": "max_resolution",
     "exempt_role": "exempt_role_id",
     "moderator_role": "moderator_role_id",
+    "server_daily_seconds": "server_daily_seconds",
 }
 
 

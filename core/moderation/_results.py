@@ -65,6 +65,8 @@ class ServerDefaults:
     guild: GuildSettings
     bot_daily_seconds: int
     bot_max_concurrent: int
+    server_cap_max: int | None = None  # the operator's SERVER_DAILY_SECONDS_MAX
+    server_cap: int | None = None  # the cap in force: the server's own, bounded by the max
 
 
 @dataclass(frozen=True, slots=True)

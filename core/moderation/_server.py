@@ -11,6 +11,7 @@ from core.moderation._limits import (
     DEFAULT_FIELDS,
     MAX_CONCURRENT,
     MAX_DAILY_SECONDS,
+    MAX_SERVER_DAILY_SECONDS,
     ChannelRule,
     DefaultField,
     check_range,
@@ -25,6 +26,7 @@ from core.moderation._results import (
     RuleChange,
     ServerDefaults,
 )
+from core.quota import server_cap
 from core.request import DURATION_MAX, DURATION_MIN, RESOLUTIONS
 from core.store import Ban, GuildSettings
 
@@ -33,7 +35,23 @@ class ServerActions(ModerationBase):
     # ------------------------------------------------------------- defaults
 
     def _with_bot_defaults(self, guild: GuildSettings) -> ServerDefaults:
-        return ServerDefaults(guild, self.settings.daily_seconds, self.settings.max_concurrent)
+        settings = self.settings
+        return ServerDefaults(
+            guild,
+            settings.daily_seconds,
+            settings.max_concurrent,
+            server_cap_max=settings.server_daily_seconds_max,
+            server_cap=server_cap(settings, guild),
+        )
+
+    def _check_server_cap(self, value: int | None) -> None:
+        bound = self.settings.server_daily_seconds_max
+        if value is not None and bound is not None and value > bound:
+            raise UserError(
+                f"`server_daily_seconds` can be at most {bound}: the bot's operator caps every"
+                f" server at {bound} s of video a day (you gave {value}). Nothing was changed."
+            )
+        check_range("server_daily_seconds", value, 1, bound or MAX_SERVER_DAILY_SECONDS)
 
     async def set_defaults(
         self,
@@ -45,10 +63,16 @@ class ServerActions(ModerationBase):
         max_resolution: str | None = None,
         exempt_role_id: int | None = None,
         moderator_role_id: int | None = None,
+        server_daily_seconds: int | None = None,
         unset: DefaultField | None = None,
     ) -> DefaultsUpdate:
-        """Change the given defaults (and ``unset`` one); with nothing given, only read them."""
+        """Change the given defaults (and ``unset`` one); with nothing given, only read them.
+
+        ``server_daily_seconds`` caps what the whole server spends a day (every member
+        together, exempt ones too), within the operator's ``SERVER_DAILY_SECONDS_MAX``.
+        """
         check_range("daily_seconds", daily_seconds, 1, MAX_DAILY_SECONDS)
+        self._check_server_cap(server_daily_seconds)
         check_range("max_concurrent", max_concurrent, 1, MAX_CONCURRENT)
         check_range("max_duration", max_duration, DURATION_MIN, DURATION_MAX)
         if max_resolution is not None and max_resolution not in RESOLUTIONS:
@@ -66,6 +90,7 @@ class ServerActions(ModerationBase):
                 ("max_resolution", max_resolution),
                 ("exempt_role_id", exempt_role_id),
                 ("moderator_role_id", moderator_role_id),
+                ("server_daily_seconds", server_daily_seconds),
             )
             if value is not None
         }

@@ -11,14 +11,34 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
-from core.store import UsageRow
+from core.store import UsageRow, day_end
 
 TOP_USERS_SHOWN: Final = 10
 USAGE_CSV_FIELDS: Final = ("user_id", "member", "seconds", "jobs", "failed")
 # Characters that make a spreadsheet treat a cell as a formula.
 _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+@dataclass(frozen=True, slots=True)
+class SpendToday:
+    """What the server has spent today (reserved, refunds given back) against its daily cap,
+    and what is left of the bot's budget for every server together (None: no cap)."""
+
+    day: str
+    spent: int
+    cap: int | None
+    budget_left: int | None = None
+
+    @property
+    def left(self) -> int | None:
+        return None if self.cap is None else max(self.cap - self.spent, 0)
+
+    @property
+    def resets_at(self) -> datetime:
+        return day_end(self.day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +49,7 @@ class UsageReport:
     days: int
     since_day: str  # the first day counted, YYYY-MM-DD (UTC)
     rows: tuple[UsageRow, ...]
+    today: SpendToday | None = None
 
     @property
     def seconds(self) -> int:

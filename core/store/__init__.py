@@ -27,13 +27,15 @@ from core.store._characters import CharacterQueries
 from core.store._db import Database
 from core.store._hints import HintQueries
 from core.store._jobs import JobQueries
-from core.store._ledger import LedgerQueries
+from core.store._ledger import LedgerObserver, LedgerQueries
 from core.store._moderation import ModerationQueries
 from core.store.types import (
     AuditEntry,
     AuditRecord,
     Ban,
+    CapExceeded,
     Character,
+    DaySpend,
     Files,
     GuildSettings,
     LedgerEntry,
@@ -45,6 +47,8 @@ from core.store.types import (
     TooManyJobs,
     UsageRow,
     UserOverride,
+    day_end,
+    next_utc_midnight,
     quota_advice,
     utc_day,
 )
@@ -54,9 +58,11 @@ __all__ = [
     "AuditQueries",
     "AuditRecord",
     "Ban",
+    "CapExceeded",
     "Character",
     "CharacterQueries",
     "Database",
+    "DaySpend",
     "Files",
     "GuildSettings",
     "HintQueries",
@@ -73,6 +79,8 @@ __all__ = [
     "TooManyJobs",
     "UsageRow",
     "UserOverride",
+    "day_end",
+    "next_utc_midnight",
     "quota_advice",
     "utc_day",
 ]
@@ -93,3 +101,7 @@ class Store(
     async def open(cls, path: Path | str) -> AsyncIterator[Store]:
         async with Database.open(path) as db:
             yield cls(db)
+
+    def observe_ledger(self, observer: LedgerObserver) -> None:
+        """Call ``observer(kind, seconds)`` for every ledger row once it is committed (metrics)."""
+        self._db.ledger_observers.append(observer)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -37,6 +37,8 @@ class Database:
         self._reader = reader
         self._write_lock = asyncio.Lock()  # one write transaction at a time
         self._read_lock = asyncio.Lock()  # one read statement at a time (see the docstring)
+        # Told of each committed ledger row (core.store._ledger.ledger_written): metrics.
+        self.ledger_observers: list[Callable[[str, int], None]] = []
 
     @classmethod
     @asynccontextmanager

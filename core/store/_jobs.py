@@ -17,7 +17,7 @@ from core.jobs import FINISHED_STATES, Job, JobState, sources_of
 from core.store._audit import write_audit
 from core.store._db import Queries, placeholders, scalar
 from core.store._job_rows import INSERT, SELECT_LIST, insert_params, job_from_row, reserved
-from core.store._ledger import add_entry, check_room
+from core.store._ledger import add_entry, check_room, ledger_written
 from core.store.types import AuditRecord, NewJob, QuotaLimits, utc_day
 
 # Fields a transition may set besides the state and its timestamp.
@@ -51,7 +51,9 @@ class JobQueries(Queries):
             await add_entry(
                 conn, job.guild_id, job.user_id, job.id, "reserve", job.cost_seconds, day, now
             )
-            return await _job_in(conn, job.id)
+            created = await _job_in(conn, job.id)
+        ledger_written(self._db, "reserve", job.cost_seconds)
+        return created
 
     async def get_job(self, job_id: str) -> Job | None:
         row = await self._db.fetchone(f"SELECT {SELECT_LIST} FROM jobs WHERE id = ?", (job_id,))
@@ -93,6 +95,7 @@ class JobQueries(Queries):
             if cur.rowcount != 1:
                 return None
             moved = await _job_in(conn, job_id)
+            entry: tuple[str, int] | None = None
             if target in (JobState.FAILED, JobState.CANCELLED, JobState.DELIVERED):
                 if target is JobState.DELIVERED:
                     kind, seconds = "commit", 0
@@ -108,8 +111,11 @@ class JobQueries(Queries):
                     moved.quota_day,
                     now,
                 )
+                entry = (kind, seconds if kind == "refund" else moved.cost_seconds)
             await write_audit(conn, audit, now)
-            return moved
+        if entry is not None:  # committed: now it counts
+            ledger_written(self._db, *entry)
+        return moved
 
     async def set_discord_ids(self, job_id: str, **fields: int | None) -> None:
         unknown = set(fields) - _DISCORD_FIELDS

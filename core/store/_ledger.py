@@ -1,12 +1,20 @@
 """The quota ledger: reservations, commits, refunds, grants and resets, and usage from them.
 
 The ledger is append-only: a member's usage of a day is the sum of its rows (reserve +cost,
-refund -cost, grant -extra, reset -used, commit 0 as a marker), never an edited counter. The
-check a reservation needs (:func:`check_room`) runs inside the job's own insert transaction.
+refund -cost, grant -extra, reset -used, commit 0 as a marker), never an edited counter. What a
+day *cost* (a server's, or the bot's over every server) is the sum of its reserve and refund
+rows only: grants and resets give a member more room, they do not undo spending. The check a
+reservation needs (:func:`check_room`) runs inside the job's own insert transaction, so neither
+a member's quota nor the caps can be over-spent by concurrent requests.
+
+Whoever counts ledger seconds (metrics) registers with ``Store.observe_ledger``; observers hear
+of a row once its transaction has committed (:func:`ledger_written`), with the row's seconds
+(a commit: the job's cost, which its row does not repeat).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -15,9 +23,12 @@ import aiosqlite
 from core.jobs import UNFINISHED_STATES
 from core.request import GenerationRequest
 from core.store._audit import write_audit
-from core.store._db import Queries, placeholders, scalar
+from core.store._db import Database, Queries, placeholders, scalar
 from core.store.types import (
     AuditRecord,
+    Cap,
+    CapExceeded,
+    DaySpend,
     LedgerEntry,
     QuotaExceeded,
     QuotaLimits,
@@ -25,6 +36,18 @@ from core.store.types import (
     UsageRow,
     utc_day,
 )
+
+# The rows that spend (reserve +cost) or give back (refund -cost) a day's seconds.
+SPENDING_KINDS = ("reserve", "refund")
+_SPENDING = f"kind IN ({', '.join(repr(kind) for kind in SPENDING_KINDS)})"
+
+LedgerObserver = Callable[[str, int], None]  # (kind, signed seconds), after the commit
+
+
+def ledger_written(db: Database, kind: str, seconds: int) -> None:
+    """Tell the observers of ``db`` about a committed ledger row."""
+    for observer in db.ledger_observers:
+        observer(kind, seconds)
 
 
 async def add_entry(
@@ -56,6 +79,18 @@ async def used_seconds(conn: aiosqlite.Connection, guild_id: int, user_id: int, 
     return int(used)
 
 
+async def spent_seconds(conn: aiosqlite.Connection, day: str, guild_id: int | None = None) -> int:
+    """What ``day`` cost: one server's (``guild_id``) or every server's together."""
+    if guild_id is None:
+        sql = f"SELECT COALESCE(SUM(seconds), 0) FROM quota_ledger WHERE day = ? AND {_SPENDING}"
+        return int(await scalar(conn, sql, (day,)))
+    sql = (
+        "SELECT COALESCE(SUM(seconds), 0) FROM quota_ledger"
+        f" WHERE guild_id = ? AND day = ? AND {_SPENDING}"
+    )
+    return int(await scalar(conn, sql, (guild_id, day)))
+
+
 async def unfinished_jobs(conn: aiosqlite.Connection, guild_id: int, user_id: int) -> int:
     count = await scalar(
         conn,
@@ -75,20 +110,50 @@ async def check_room(
     day: str,
     request: GenerationRequest | None = None,
 ) -> None:
-    """Raise :class:`TooManyJobs` or :class:`QuotaExceeded` unless a job of this cost fits.
+    """Raise :class:`TooManyJobs`, :class:`QuotaExceeded` or :class:`CapExceeded` unless a job
+    of this cost fits the member's limits (unless exempt), the server's cap and the bot's budget.
 
-    Call it inside the transaction that reserves: the check and the reservation are one.
+    Call it inside the transaction that reserves: the check and the reservation are one. When
+    several limits have no room, the tightest is told (on a tie the broader one: shortening the
+    video or asking a moderator does not help against the bot's budget).
     """
-    if limits.exempt:
+    # (room left, rank: broader first, which limit)
+    rooms: list[tuple[int, int, Cap | None]] = []
+    if not limits.exempt:
+        if await unfinished_jobs(conn, guild_id, user_id) >= limits.max_concurrent:
+            raise TooManyJobs(limits.max_concurrent)
+        used = await used_seconds(conn, guild_id, user_id, day)
+        rooms.append((limits.daily_seconds - used, 2, None))
+    if limits.server_daily_seconds is not None:
+        spent = await spent_seconds(conn, day, guild_id)
+        rooms.append((limits.server_daily_seconds - spent, 1, "server"))
+    if limits.budget_daily_seconds is not None:
+        spent = await spent_seconds(conn, day)
+        rooms.append((limits.budget_daily_seconds - spent, 0, "budget"))
+    short = sorted(room for room in rooms if cost_seconds > room[0])
+    if not short:
         return
-    if await unfinished_jobs(conn, guild_id, user_id) >= limits.max_concurrent:
-        raise TooManyJobs(limits.max_concurrent)
-    remaining = limits.daily_seconds - await used_seconds(conn, guild_id, user_id, day)
-    if cost_seconds > remaining:
+    remaining, _rank, cap = short[0]
+    if cap is None:
         raise QuotaExceeded(cost_seconds, max(remaining, 0), request)
+    raise CapExceeded(cap, cost_seconds, max(remaining, 0), day)
 
 
 class LedgerQueries(Queries):
+    async def day_spend(self, day: str, guild_id: int | None = None) -> int:
+        """What ``day`` cost so far: one server's, or (``None``) every server's together."""
+        async with self._db.reading() as conn:
+            return await spent_seconds(conn, day, guild_id)
+
+    async def spend_by_guild(self, since_day: str) -> list[DaySpend]:
+        """What each day from ``since_day`` cost, per server (days with no spending omitted)."""
+        rows = await self._db.fetchall(
+            "SELECT guild_id, day, SUM(seconds) FROM quota_ledger"
+            f" WHERE day >= ? AND {_SPENDING} GROUP BY guild_id, day ORDER BY day, guild_id",
+            (since_day,),
+        )
+        return [DaySpend(str(r[1]), int(r[2]), int(r[0])) for r in rows if int(r[2]) != 0]
+
     async def usage(self, guild_id: int, user_id: int, day: str) -> int:
         """Seconds the member has used on ``day`` (UTC), grants and resets subtracted."""
         async with self._db.reading() as conn:
@@ -116,6 +181,7 @@ class LedgerQueries(Queries):
                 conn, guild_id, user_id, None, "grant", -seconds, utc_day(now), now, actor_id, note
             )
             await write_audit(conn, audit, now)
+        ledger_written(self._db, "grant", -seconds)
 
     async def reset_usage(
         self,
@@ -137,7 +203,9 @@ class LedgerQueries(Queries):
             if audit is not None:
                 audit = replace(audit, before={"used_seconds": used}, after={"used_seconds": 0})
             await write_audit(conn, audit, now)
-            return used
+        if used != 0:
+            ledger_written(self._db, "reset", -used)
+        return used
 
     async def ledger_entries(
         self, guild_id: int, *, since_day: str, user_id: int | None = None

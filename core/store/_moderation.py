@@ -14,8 +14,8 @@ class ModerationQueries(Queries):
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         row = await self._db.fetchone(
             "SELECT guild_id, daily_seconds, max_concurrent, max_duration, max_resolution,"
-            " exempt_role_id, moderator_role_id, paused, pause_reason, nsfw_only"
-            " FROM guild_settings WHERE guild_id = ?",
+            " exempt_role_id, moderator_role_id, paused, pause_reason, nsfw_only,"
+            " server_daily_seconds FROM guild_settings WHERE guild_id = ?",
             (guild_id,),
         )
         if row is None:
@@ -32,13 +32,15 @@ class ModerationQueries(Queries):
             await conn.execute(
                 "INSERT INTO guild_settings (guild_id, daily_seconds, max_concurrent, max_duration,"
                 " max_resolution, exempt_role_id, moderator_role_id, paused, pause_reason,"
-                " nsfw_only, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " nsfw_only, server_daily_seconds, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (guild_id) DO UPDATE SET daily_seconds = excluded.daily_seconds,"
                 " max_concurrent = excluded.max_concurrent, max_duration = excluded.max_duration,"
                 " max_resolution = excluded.max_resolution,"
                 " exempt_role_id = excluded.exempt_role_id,"
                 " moderator_role_id = excluded.moderator_role_id, paused = excluded.paused,"
                 " pause_reason = excluded.pause_reason, nsfw_only = excluded.nsfw_only,"
+                " server_daily_seconds = excluded.server_daily_seconds,"
                 " updated_at = excluded.updated_at",
                 (
                     settings.guild_id,
@@ -51,6 +53,7 @@ class ModerationQueries(Queries):
                     int(settings.paused),
                     settings.pause_reason,
                     int(settings.nsfw_only),
+                    settings.server_daily_seconds,
                     now,
                 ),
             )

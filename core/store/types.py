@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from core.attachments import Kind
 from core.characters import Scope, braced, name_key
@@ -20,6 +20,17 @@ from core.request import DURATION_MIN, GenerationRequest
 
 def utc_day(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+
+
+def day_end(day: str) -> datetime:
+    """00:00 UTC after ``day`` (YYYY-MM-DD): when that day's quotas and caps reset."""
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC) + timedelta(days=1)
+
+
+def next_utc_midnight(now: float) -> datetime:
+    """The next 00:00 UTC, when daily usage (a member's, a server's, the bot's) starts again."""
+    today = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today + timedelta(days=1)
 
 
 class QuotaExceeded(UserError):
@@ -64,11 +75,37 @@ class TooManyJobs(UserError):
         )
 
 
+Cap = Literal["budget", "server"]
+
+
+class CapExceeded(UserError):
+    """The bot's daily budget or the server's daily cap has not room for this video."""
+
+    def __init__(self, cap: Cap, needed: int, remaining: int, day: str) -> None:
+        self.cap = cap
+        self.needed = needed
+        self.remaining = remaining
+        self.resets_at = day_end(day)  # the end of the day the reservation counts in
+        what = "The bot's daily budget" if cap == "budget" else "This server's daily cap"
+        whose = "for all servers" if cap == "budget" else "for this server"
+        left = f"only {remaining} s are left today {whose}" if remaining else "it is used up"
+        super().__init__(
+            f"{what} has no room for this video: it costs {needed} s and {left}."
+            f" It resets <t:{int(self.resets_at.timestamp())}:R> (00:00 UTC)."
+            " Nothing was charged."
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class QuotaLimits:
+    """What a reservation must fit in: the member's limits (unless exempt), and the caps on a
+    whole day's spending of the server and of the bot (None: no cap)."""
+
     daily_seconds: int
     max_concurrent: int
-    exempt: bool = False
+    exempt: bool = False  # exempt from the member's limits only, never from the caps
+    server_daily_seconds: int | None = None
+    budget_daily_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +138,7 @@ class GuildSettings:
     paused: bool = False
     pause_reason: str | None = None
     nsfw_only: bool = False
+    server_daily_seconds: int | None = None  # the server's own daily cap (moderators)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +194,15 @@ class AuditEntry:
     before: Any
     after: Any
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DaySpend:
+    """Seconds reserved minus refunded on one UTC day: what the day cost (and is costing)."""
+
+    day: str
+    seconds: int
+    guild_id: int | None = None  # None: every server together
 
 
 @dataclass(frozen=True, slots=True)

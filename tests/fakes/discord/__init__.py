@@ -148,6 +148,7 @@ class FakeDiscord:
         self.messages = state.messages
         self.deleted_messages = state.deleted_messages
         self.interactions = state.interactions
+        self.left_guilds = state.left_guilds  # guilds the bot left, in order
         # Application commands as Discord stores them: key None is global, else a guild id.
         self.commands = self._commands.synced
         self.command_creations = self._commands.creations

@@ -1,5 +1,5 @@
 """The REST routes that read the world (the bot user, the application, the guild, its channels
-and members) and open DMs; the guild's own events (a new boost tier)."""
+and members), open DMs and leave the guild; the guild's own events (a new boost tier)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class Guild:
             ("GET", "/users/@me", self._get_me),
             ("GET", "/users/{user_id}", self._get_user),
             ("POST", "/users/@me/channels", self._open_dm),
+            ("DELETE", "/users/@me/guilds/{guild_id}", self._leave_guild),
             ("GET", "/oauth2/applications/@me", self._get_application),
             ("GET", "/applications/@me", self._get_application),
             ("GET", "/channels/{channel_id}", self._get_channel),
@@ -43,6 +44,16 @@ class Guild:
         if user is None:
             raise ApiError(404, 10013, "Unknown User")
         return json_response(200, self.state.user_payload(user))
+
+    async def _leave_guild(self, ctx: Ctx) -> web.Response:
+        """The bot leaves the guild: recorded in ``left_guilds``, then GUILD_DELETE."""
+        self._check_guild(ctx)
+        guild_id = self.state.guild_id
+        if guild_id not in self.state.left_guilds:
+            self.state.left_guilds.append(guild_id)
+            await self.gateway.dispatch("GUILD_DELETE", {"id": str(guild_id)}, Intent.GUILDS)
+            self.state.notify()
+        return web.Response(status=204)
 
     async def _get_application(self, ctx: Ctx) -> web.Response:
         return json_response(200, self.state.application_payload())

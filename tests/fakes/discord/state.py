@@ -108,6 +108,7 @@ class State:
         self.other_channel_id = self._add_channel(0, "videos", position=1, parent=self.category_id)
         self.voice_channel_id = self._add_channel(2, "Lounge", position=2)
 
+        self.left_guilds: list[int] = []  # guilds the bot left (DELETE /users/@me/guilds/{id})
         self.messages: dict[int, JSON] = {}
         self.deleted_messages: dict[int, JSON] = {}
         self.interactions: dict[int, FakeInteraction] = {}
