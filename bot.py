@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import os
 import signal
@@ -27,7 +26,7 @@ from core.config import ConfigError, Settings
 from core.ratelimit import RateLimiter
 from core.service import VideoService
 from core.store import Store
-from core.tracker import Tracker, TrackerConfig
+from core.tracker import Tracker, tracker_config
 from core.wan import WanClient, WanError, WanOperatorError
 from core.webhooks import HttpServer, WebhookReceiver, make_http_app
 
@@ -110,17 +109,6 @@ class WanBot(commands.Bot):
         if self._http is not None:
             await self._http.stop()
         await super().close()
-
-
-def tracker_config(settings: Settings) -> TrackerConfig:
-    """The tracker's timing, with the operator's overrides from the environment."""
-    config = TrackerConfig(
-        lag_target=settings.poll_lag_seconds, reconcile_grace=settings.reconcile_grace_seconds
-    )
-    expected = settings.expected_run_seconds
-    if expected is not None:
-        config = dataclasses.replace(config, default_expected=lambda _d, _r: expected)
-    return config
 
 
 def make_client(settings: Settings, session: aiohttp.ClientSession) -> WanClient:

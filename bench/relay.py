@@ -92,7 +92,6 @@ async def worker(args: argparse.Namespace) -> None:
     from cogs.discord_endpoint import point_discord_at
     from core.config import Settings
     from core.store import Store
-    from core.tracker import VideoSource
 
     config = json.loads(args.worker)
     settings = Settings.from_env(
@@ -137,7 +136,7 @@ async def worker(args: argparse.Namespace) -> None:
                     return video.size
 
             async def deliver() -> int:
-                return await cog.delivery.deliver(job, VideoSource(bot.tracker, job))
+                return await cog.delivery.deliver(job, bot.tracker.video_source(job))
 
             phases.append(await measure("download", download))
             phases.append(await measure("delivery", deliver))

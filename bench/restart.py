@@ -207,8 +207,9 @@ def request_counter(counts: Counter[str]) -> aiohttp.TraceConfig:
 
 
 async def worker(args: argparse.Namespace) -> None:
-    from bot import make_client, tracker_config
+    from bot import make_client
     from core.config import Settings
+    from core.tracker import tracker_config
 
     settings = Settings.from_env(
         {

@@ -138,8 +138,7 @@ async def main(args: argparse.Namespace) -> None:
                     retry=RetrySettings(max_attempts=6, base_delay=0.2),
                 )
                 config = TrackerConfig(
-                    lag_target=args.lag_target,
-                    default_expected=lambda duration, resolution: args.task_seconds * duration / 5,
+                    max_rps=args.rps, burst=max(int(args.rps / 4), 1), lag_target=args.lag_target
                 )
                 tracker = Tracker(store, client, session, config=config)
                 events = CountingEvents()

@@ -24,17 +24,18 @@ from tests.fakes.wan_server import FakeWanServer
 
 API_KEY = "test-key"
 FAST = TrackerConfig(
+    max_rps=200.0,  # the client's limiter below
+    burst=50,
     lag_target=0.05,
-    default_expected=lambda duration, resolution: 0.2,
     reconcile_grace=0.2,
     error_backoff_base=0.05,
     error_backoff_cap=0.2,
     delivery_backoff_base=0.02,
     delivery_backoff_cap=0.05,
     delivery_attempts=3,
-    max_poll_interval=0.2,
     webhook_poll_interval=0.2,
 )
+DEDICATED = replace(FAST, key_dedicated=True)
 WHO = Requester(guild_id=1, channel_id=2, user_id=3)
 
 
@@ -213,8 +214,8 @@ async def test_a_503_storm_longer_than_client_retries_still_makes_one_task(tmp_p
         assert final.submit_attempts >= 2
 
 
-async def test_a_dropped_create_is_reconciled_without_a_second_task(tmp_path: Path) -> None:
-    async with rig(tmp_path) as r:
+async def test_a_dropped_create_is_adopted_when_the_key_is_ours_alone(tmp_path: Path) -> None:
+    async with rig(tmp_path, config=DEDICATED) as r:
         r.wan.drop_next(1, method="POST")  # the task is created; the answer never arrives
         job = await r.accept()
         final = await r.wait_finished(job)
@@ -222,6 +223,19 @@ async def test_a_dropped_create_is_reconciled_without_a_second_task(tmp_path: Pa
         assert len(r.wan.tasks) == 1
         assert final.task_id == next(iter(r.wan.tasks))
         assert len(r.wan.creates) == 1
+
+
+async def test_a_dropped_create_fails_and_refunds_without_evidence(tmp_path: Path) -> None:
+    # The key may be shared with other tools: one unowned task is no proof that it is ours.
+    async with rig(tmp_path) as r:
+        r.wan.drop_next(1, method="POST")
+        job = await r.accept()
+        final = await r.wait_finished(job)
+        assert final.state is JobState.FAILED
+        assert "not charged" in (final.error or "")
+        assert await r.store.usage(1, 3, final.quota_day) == 0
+        assert len(r.wan.tasks) == 1 and len(r.wan.creates) == 1  # never a second task
+        assert r.events.states(job.id)[-1] is JobState.FAILED  # the member is told
 
 
 async def test_a_create_that_made_nothing_is_submitted_again(tmp_path: Path) -> None:
@@ -270,7 +284,7 @@ async def test_a_restart_mid_job_finishes_it_from_the_database(tmp_path: Path) -
 
 
 async def test_a_crash_between_create_and_record_is_adopted_on_restart(tmp_path: Path) -> None:
-    async with rig(tmp_path, start=False) as r:
+    async with rig(tmp_path, config=DEDICATED, start=False) as r:
         job = await r.accept()
         # What a crash right after the POST leaves: the job says submitting, the task exists.
         await r.store.transition(job.id, JobState.SUBMITTING, job.created_at - 60)
@@ -344,9 +358,8 @@ async def test_many_jobs_at_once(tmp_path: Path) -> None:
 
 async def test_webhook_completion_delivers_without_polling(tmp_path: Path) -> None:
     secret = "whsec-test-secret"
-    config = replace(FAST, default_expected=lambda d, r: 60.0, webhook_fallback_factor=2.0)
     wan = FakeWanServer(api_key=API_KEY, task_seconds=0.3, webhook_secret=secret)
-    async with wan, rig(tmp_path, wan=wan, config=config, webhooks=True, start=False) as r:
+    async with wan, rig(tmp_path, wan=wan, webhooks=True, start=False) as r:
         receiver = WebhookReceiver(r.tracker.on_webhook, secret=secret)
         server = HttpServer(make_http_app(receiver, lambda: {"ok": True}), "127.0.0.1", 0)
         await server.start()

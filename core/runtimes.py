@@ -1,0 +1,179 @@
+"""How long the API takes: one run-time model across durations and resolutions.
+
+Run time ≈ a + b × duration, per resolution, fitted robustly from the latest completions:
+the median run time of each duration, a Theil–Sen slope through those medians (the median of
+the pairwise slopes), and the intercept as the median of what the slope leaves. Around that fit
+run times are taken as log-normal, with a spread from the median absolute deviation of the log
+residuals. Medians all the way, so a few odd tasks (a stuck one, a cached one) move nothing.
+
+Before anything is learned a wide prior stands in (60 s + 12 s × duration, spread ×/÷ e), and
+until ``trust_after`` completions of a resolution are seen its spread stays wide: the model is
+used to place reads, but never to promise anyone an ETA.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from statistics import NormalDist
+
+_NORMAL = NormalDist()
+_SQRT2 = math.sqrt(2.0)
+_MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution is 0.6745 σ
+REFERENCE_DURATION = 5  # the duration whose fitted run time stands for "has the fit moved"
+
+
+def _phi(z: float) -> float:
+    return 0.5 * math.erfc(-z / _SQRT2)
+
+
+@dataclass(frozen=True, slots=True)
+class RunTime:
+    """A log-normal run-time distribution (seconds since the task was submitted)."""
+
+    median: float
+    sigma: float
+    samples: int  # completions behind it (0: the prior)
+    trusted: bool  # enough completions to show an ETA and to skip reads it rules out
+
+    def cdf(self, t: float) -> float:
+        """The chance the task has finished by ``t``."""
+        if t <= 0.0:
+            return 0.0
+        return _phi(math.log(t / self.median) / self.sigma)
+
+    def quantile(self, p: float) -> float:
+        p = min(max(p, 1e-12), 1.0 - 1e-12)
+        return self.median * math.exp(self.sigma * _NORMAL.inv_cdf(p))
+
+    def integral(self, t: float) -> float:
+        """∫₀ᵗ cdf(s) ds: the expected time a task finished by ``t`` has been waiting (closed
+        form for a log-normal, via its partial expectation)."""
+        if t <= 0.0:
+            return 0.0
+        z = math.log(t / self.median) / self.sigma
+        mean = self.median * math.exp(self.sigma * self.sigma / 2.0)
+        return t * _phi(z) - mean * _phi(z - self.sigma)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    intercept: float
+    slope: float
+    sigma: float
+    samples: int
+
+
+class RunTimeModel:
+    """Learns run times per resolution from completions; answers with a :class:`RunTime`."""
+
+    def __init__(
+        self,
+        *,
+        prior_intercept: float = 60.0,
+        prior_slope: float = 12.0,
+        prior_sigma: float = 1.0,
+        window: int = 200,
+        trust_after: int = 5,
+        untrusted_sigma: float = 0.5,
+        min_sigma: float = 0.05,
+        min_seconds: float = 0.5,
+    ) -> None:
+        self.prior_intercept = prior_intercept
+        self.prior_slope = prior_slope
+        self.prior_sigma = prior_sigma
+        self.trust_after = trust_after
+        self._untrusted_sigma = untrusted_sigma
+        self._min_sigma = min_sigma
+        self._min_seconds = min_seconds
+        self._window = window
+        self._samples: dict[str, deque[tuple[int, float]]] = {}
+        self._fits: dict[str, _Fit] = {}
+        self._planned: dict[str, tuple[float, float]] = {}  # what the last re-plan used
+
+    def prior(self, duration: int) -> float:
+        return self.prior_intercept + self.prior_slope * duration
+
+    def completions(self, resolution: str) -> int:
+        return len(self._samples.get(resolution, ()))
+
+    def load(self, history: Iterable[tuple[str, int, float]]) -> None:
+        """Completions read back at start-up (resolution, duration, seconds), oldest first."""
+        touched = set()
+        for resolution, duration, seconds in history:
+            if seconds > 0:
+                self._samples_of(resolution).append((duration, seconds))
+                touched.add(resolution)
+        for resolution in touched:
+            self._refit(resolution)
+            self._planned[resolution] = self._signature(resolution)
+
+    def observe(self, resolution: str, duration: int, seconds: float) -> bool:
+        """Learn one completion. True when the fit moved enough that plans made with the old
+        one should be made again: every one of the first ``trust_after`` completions, then a
+        shift of more than 10 % in the run time or a third in the spread."""
+        if not seconds > 0:
+            return False
+        self._samples_of(resolution).append((duration, seconds))
+        self._refit(resolution)
+        now = self._signature(resolution)
+        before = self._planned.get(resolution)
+        moved = (
+            before is None
+            or self.completions(resolution) <= self.trust_after
+            or abs(math.log(now[0] / before[0])) > 0.1
+            or abs(now[1] - before[1]) > before[1] / 3
+        )
+        if moved:
+            self._planned[resolution] = now
+        return moved
+
+    def estimate(self, resolution: str, duration: int) -> RunTime:
+        fit = self._fits.get(resolution)
+        if fit is None:
+            return RunTime(self.prior(duration), self.prior_sigma, 0, False)
+        median = max(fit.intercept + fit.slope * duration, self._min_seconds)
+        trusted = fit.samples >= self.trust_after
+        sigma = fit.sigma if trusted else max(fit.sigma, self._untrusted_sigma)
+        return RunTime(median, sigma, fit.samples, trusted)
+
+    def _samples_of(self, resolution: str) -> deque[tuple[int, float]]:
+        return self._samples.setdefault(resolution, deque(maxlen=self._window))
+
+    def _signature(self, resolution: str) -> tuple[float, float]:
+        estimate = self.estimate(resolution, REFERENCE_DURATION)
+        return estimate.median, estimate.sigma
+
+    def _refit(self, resolution: str) -> None:
+        samples = self._samples[resolution]
+        by_duration: dict[int, list[float]] = {}
+        for duration, seconds in samples:
+            by_duration.setdefault(duration, []).append(seconds)
+        medians = {d: statistics.median(values) for d, values in by_duration.items()}
+        if len(medians) >= 2:
+            slopes = [
+                (medians[high] - medians[low]) / (high - low)
+                for low, high in itertools.combinations(sorted(medians), 2)
+            ]
+            slope = max(statistics.median(slopes), 0.0)
+            intercept = statistics.median(seconds - slope * d for d, seconds in samples)
+        else:
+            # One duration seen: keep the prior's shape, scaled to what was seen.
+            ((duration, median),) = medians.items()
+            scale = median / self.prior(duration)
+            slope, intercept = self.prior_slope * scale, self.prior_intercept * scale
+
+        def fitted(d: int) -> float:
+            return max(intercept + slope * d, self._min_seconds)
+
+        residuals = [math.log(seconds / fitted(d)) for d, seconds in samples]
+        centre = statistics.median(residuals)
+        spread = statistics.median(abs(r - centre) for r in residuals) * _MAD_TO_SIGMA
+        shift = math.exp(centre)  # the fit's median passes through the residuals' median
+        self._fits[resolution] = _Fit(
+            intercept * shift, slope * shift, max(spread, self._min_sigma), len(samples)
+        )
