@@ -4,6 +4,13 @@ Registered with the tracker as its :class:`core.tracker.JobEvents`. Everything i
 bot's own channel messages (never through an interaction token, which dies after 15 minutes),
 so it works the same for a job resumed after a restart.
 
+The status message shows the job's timing (``core.notices.Progress``, asked of the tracker at each
+edit): elapsed time and the ETA are Discord's live relative timestamps (``<t:…:R>``), which every
+client keeps ticking without an edit. The message is edited on every change of state, at most
+once per edit interval; while an ETA is shown, also when the progress bar has moved by a cell
+(never more often than every ``REFRESH_MIN_SECONDS``) - a few edits per job, planned with one
+timer each, with no loop over jobs.
+
 Exactly-once posting: the status message, the failure notice and the delivery each carry a
 per-job nonce (Discord then returns the first message instead of a duplicate), and before
 delivering the bot also looks for its own earlier delivery of the job in the thread, for a
@@ -14,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -25,7 +34,7 @@ from cogs.reference_copies import ReferenceKeeper
 from cogs.views import delivery_view
 from core.jobs import Job, JobOrigin, JobState
 from core.media import MediaTooLarge, largest_upload
-from core.tracker import VideoSource
+from core.tracker import Progress, VideoSource
 
 if TYPE_CHECKING:
     from bot import WanBot
@@ -35,6 +44,7 @@ log = logging.getLogger(__name__)
 THREAD_ALREADY_CREATED = 160004  # Discord: "A thread has already been created for this message"
 NONCE_TRUST_SECONDS = 240.0  # Discord dedupes a reused nonce for "a few minutes"
 EDIT_INTERVAL_SECONDS = 5.0  # Discord asks for about one edit per message every 5 s
+REFRESH_MIN_SECONDS = 15.0  # progress-bar edits, at most this often per job
 NO_THREAD_NOTE = (
     "I can't create a thread here (I need the Create Public Threads permission),"
     " so the video will be posted in this channel."
@@ -68,10 +78,13 @@ class DiscordDelivery:
         bot: WanBot,
         edit_interval: float = EDIT_INTERVAL_SECONDS,
         keeper: ReferenceKeeper | None = None,
+        progress: Callable[[Job], Progress | None] | None = None,
     ) -> None:
         self.bot = bot
         self.keeper = keeper or ReferenceKeeper(bot)
         self._edit_interval = edit_interval
+        self._progress = progress or bot.tracker.progress
+        self._refreshes: dict[str, asyncio.TimerHandle] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_edit: dict[str, float] = {}
         self._latest: dict[str, Job] = {}
@@ -108,7 +121,7 @@ class DiscordDelivery:
             if job.status_message_id is None:
                 message = await target.send(
                     content=f"<@{job.user_id}>" if job.thread_id else None,
-                    embed=presenter.status_embed(job),
+                    embed=presenter.status_embed(job, progress=self._progress(job)),
                     nonce=f"st{job.id}",
                     allowed_mentions=USERS_ONLY,
                 )
@@ -151,7 +164,10 @@ class DiscordDelivery:
                 "job %s: no thread in channel %s; delivering in the channel", job.id, channel.id
             )
             current = await self.bot.store.get_job(job.id)
-            await message.edit(embed=presenter.status_embed(current or job, NO_THREAD_NOTE))
+            shown = current or job
+            await message.edit(
+                embed=presenter.status_embed(shown, NO_THREAD_NOTE, self._progress(shown))
+            )
             return
         await self.bot.store.set_discord_ids(job.id, thread_id=thread_id)
         if job.origin is JobOrigin.COMMAND:
@@ -177,10 +193,12 @@ class DiscordDelivery:
             if job.status_message_id is None:
                 return
             target = await self.channel(status_channel_id(job))
+            progress = self._progress(job)
             await target.get_partial_message(job.status_message_id).edit(
-                embed=presenter.status_embed(job, no_thread_note(job, target))
+                embed=presenter.status_embed(job, no_thread_note(job, target), progress)
             )
             self._last_edit[job_id] = time.monotonic()
+            self._plan_refresh(job, progress)
         except discord.HTTPException as exc:
             log.warning("job %s: status edit failed (%s)", job_id, exc.status)
         except Exception:
@@ -193,13 +211,42 @@ class DiscordDelivery:
                 # Only a finished job is forgotten: its last edit time spaces the next edit.
                 self._forget(job_id)
 
+    def _plan_refresh(self, job: Job, progress: Progress | None) -> None:
+        """While an ETA is shown, edit again when the bar has moved by a cell."""
+        self._cancel_refresh(job.id)
+        if self._closing or progress is None or progress.expected_seconds is None:
+            return
+        if not job.state.is_in_flight:
+            return
+        now = time.time()
+        cell = progress.expected_seconds / presenter.BAR_CELLS
+        done = math.floor((now - progress.since) / cell) + 1 if cell > 0 else presenter.BAR_CELLS
+        due = max(progress.since + cell * done, now + max(self._edit_interval, REFRESH_MIN_SECONDS))
+        if due >= progress.since + progress.expected_seconds:
+            return  # the ETA is near: the next news is the video itself
+        loop = asyncio.get_running_loop()
+        self._refreshes[job.id] = loop.call_later(due - now, self._refresh, job)
+
+    def _refresh(self, job: Job) -> None:
+        self._refreshes.pop(job.id, None)
+        if not self._closing and job.id not in self._latest and job.id not in self._edits:
+            self._request_edit(job)
+
+    def _cancel_refresh(self, job_id: str) -> None:
+        handle = self._refreshes.pop(job_id, None)
+        if handle is not None:
+            handle.cancel()
+
     def _forget(self, job_id: str) -> None:
+        self._cancel_refresh(job_id)
         self._last_edit.pop(job_id, None)
         self._locks.pop(job_id, None)
         self._threadless.discard(job_id)
 
     async def close(self) -> None:
         self._closing = True  # a cancelled edit must not schedule another
+        for job_id in list(self._refreshes):
+            self._cancel_refresh(job_id)
         for task in list(self._edits.values()):
             task.cancel()
         await asyncio.gather(*self._edits.values(), return_exceptions=True)
@@ -208,6 +255,7 @@ class DiscordDelivery:
     # ----------------------------------------------------------------- JobEvents
 
     async def job_changed(self, job: Job) -> None:
+        self._cancel_refresh(job.id)  # this edit shows the newest state; refreshes follow it
         job = await self.ensure_status_message(job)
         self._request_edit(job)
         if job.state in (JobState.FAILED, JobState.CANCELLED):

@@ -232,10 +232,7 @@ class World:
             "WEBHOOK_PORT": "0",
             "HTTP_HOST": "127.0.0.1",
             "LOG_LEVEL": "DEBUG",
-            # Fast timing for a fake API whose tasks take well under a second.
-            "TRACKER_EXPECTED_SECONDS": "0.5",
-            "TRACKER_LAG_SECONDS": "0.25",
-            "TRACKER_RECONCILE_GRACE_SECONDS": "1",
+            # The tracker runs its defaults, as a fresh install does (no timing overrides).
             "STATUS_EDIT_INTERVAL_SECONDS": "0.2",
             "QUOTA_DAILY_SECONDS": "600",
             "QUOTA_MAX_CONCURRENT": "5",
