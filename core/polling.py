@@ -13,9 +13,10 @@ flight two times, and the scheduler spends the read budget on them in this order
   (a task running far longer than expected is read less often, in proportion). Only a trusted
   model may skip the start, up to the point where the task has a ``rare_chance`` of being done.
 
-Until a kind of task is trusted, its guaranteed read is also its valuable one: a fresh install
-reads every task every ``lag`` seconds while the budget allows, whatever the prior says, and the
-first completions make the model (and re-plan every task in flight of that resolution).
+Until a kind of task is trusted, and once a task runs past the model's 99th percentile, the
+model is no guide: the guaranteed read is then also the valuable one. So a fresh install reads
+every task every ``lag`` seconds while the budget allows, whatever the prior says, and the first
+completions make the model (and re-plan every task in flight of that resolution).
 
 With webhooks on, notifications bring the news and reads are only a fallback: the first when the
 model says the task is done with 99 % (twice the prior before anything is learned), then every
@@ -178,19 +179,25 @@ class PollPlanner:
         read = max(watch.last_read - start, 0.0)  # its running time when last read
         spacing = max(self.lag, self.relative_lag * read)
         if self.webhooks:
-            if estimate.trusted:
-                first = estimate.quantile(0.99)
+            if read > 0.0:  # read before, and still no notification
+                fallback = read + max(self.webhook_interval, self.relative_lag * read)
             else:
-                first = estimate.median * self.webhook_prior_factor
-            later = read + max(self.webhook_interval, self.relative_lag * read)
-            fallback = start + max(first + spacing, later)
-            due = self._clamp(fallback, now, watch)
+                trusted = estimate.trusted
+                first = (
+                    estimate.quantile(0.99)
+                    if trusted
+                    else estimate.median * self.webhook_prior_factor
+                )
+                fallback = first + max(self.lag, self.relative_lag * first)
+            due = self._clamp(start + fallback, now, watch)
             return due, due
-        plausible = max(read, estimate.quantile(self.rare_chance)) if estimate.trusted else read
-        guarantee = start + plausible + spacing
+        if not estimate.trusted or read >= estimate.quantile(1.0 - self.rare_chance):
+            # Nothing learned yet, or running far longer than the model says: the model is no
+            # guide, only the lag target (and its share of the running time) is.
+            due = self._clamp(start + read + spacing, now, watch)
+            return due, due
+        guarantee = start + max(read, estimate.quantile(self.rare_chance)) + spacing
         value = start + self._worth_reading(estimate, read)
-        if not estimate.trusted:
-            value = min(value, guarantee)
         return self._clamp(value, now, watch), self._clamp(guarantee, now, watch)
 
     def _worth_reading(self, estimate: RunTime, read: float) -> float:
