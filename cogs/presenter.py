@@ -67,10 +67,13 @@ def state_line(job: Job, progress: Progress | None = None, now: float | None = N
 def timing_text(progress: Progress, now: float) -> str:
     since = f"⏱️ started <t:{int(progress.since)}:R>"
     if progress.waiting_until is not None:
-        return (
-            f"{since}\n🚦 The video service asked us to slow down: your job will be sent"
-            f" <t:{math.ceil(progress.waiting_until)}:R>."
-        )
+        when = f"<t:{math.ceil(progress.waiting_until)}:R>"
+        if progress.may_expire:
+            return (
+                f"{since}\n🚦 The video service asked us to slow down. If your job cannot be"
+                f" sent by {when}, it is cancelled and your quota refunded."
+            )
+        return f"{since}\n🚦 The video service asked us to slow down: your job will be sent {when}."
     expected = progress.expected_seconds
     if expected is None:
         return since  # no ETA until the model has seen enough of this kind of video

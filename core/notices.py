@@ -41,6 +41,7 @@ class Progress:
     since: float  # when the current wait began: submitted to the API, else accepted
     expected_seconds: float | None = None  # from ``since``; only once the model is trusted
     waiting_until: float | None = None  # the API asked us to hold new jobs until then
+    may_expire: bool = False  # the hold outlasts the job's deadline (then it is refunded)
 
 
 class Notices:

@@ -93,11 +93,14 @@ class Submissions:
         self._evidence[job.id] = task_id
         return job.state is JobState.SUBMITTING and job.id not in self.submitting_now
 
-    def waiting_until(self, due: float | None) -> float | None:
-        """When a job queued for ``due`` will really be sent, if that is a long wait."""
+    def waiting_until(self, job: Job, due: float | None) -> tuple[float, bool] | None:
+        """When a job queued for ``due`` will really be sent, if that is a long wait, and
+        whether its deadline comes first."""
         now = self._clock()
         later = max(due or now, self.held_until)
-        return later if later - now >= self.config.long_wait else None
+        if later - now < self.config.long_wait:
+            return None
+        return min(later, job.deadline_at), later >= job.deadline_at
 
     # ----------------------------------------------------------------- submit
 

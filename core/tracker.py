@@ -188,10 +188,12 @@ class Tracker:
         if job.state.is_in_flight and job.submitted_at is not None:
             estimate = self.model.estimate(job.request.resolution, job.request.duration)
             return Progress(job.submitted_at, estimate.median if estimate.trusted else None)
-        waiting_until = None
         if job.state is JobState.RESERVED:
-            waiting_until = self.submissions.waiting_until(self._queues[Action.SUBMIT].due(job.id))
-        return Progress(job.created_at, None, waiting_until)
+            due = self._queues[Action.SUBMIT].due(job.id)
+            held = self.submissions.waiting_until(job, due)
+            if held is not None:
+                return Progress(job.created_at, None, *held)
+        return Progress(job.created_at)
 
     # ----------------------------------------------------------------- scheduling
 

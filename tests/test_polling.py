@@ -61,7 +61,7 @@ def test_a_task_running_long_is_read_less_often_in_proportion() -> None:
         value, _ = planner.next_reads(watch(read_at=elapsed), elapsed)
         spacings.append(value - elapsed)
     assert spacings == pytest.approx([3.0, 8.0, 24.0, 80.0])
-    reads, lag = reads_until_done(planner, 3 * 84.0)  # 3× the prior for 2 s videos
+    _reads, lag = reads_until_done(planner, 3 * 84.0)  # 3× the prior for 2 s videos
     assert lag <= 0.08 * 3 * 84.0
 
 

@@ -3,143 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from core.config import Settings
 from core.jobs import Job, JobState
-from core.ratelimit import RateLimiter
 from core.references import Attachment, GenerationOptions, ReferenceInput, build_request
-from core.service import Requester, VideoService
-from core.store import Store, utc_day
-from core.tracker import Tracker, TrackerConfig, VideoSource
-from core.wan import RetrySettings, WanClient
+from core.store import utc_day
 from core.webhooks import HttpServer, WebhookReceiver, make_http_app
 from tests.fakes.wan_server import FakeWanServer
-
-API_KEY = "test-key"
-FAST = TrackerConfig(
-    max_rps=200.0,  # the client's limiter below
-    burst=50,
-    lag_target=0.05,
-    reconcile_grace=0.2,
-    error_backoff_base=0.05,
-    error_backoff_cap=0.2,
-    delivery_backoff_base=0.02,
-    delivery_backoff_cap=0.05,
-    delivery_attempts=3,
-    webhook_poll_interval=0.2,
-)
-DEDICATED = replace(FAST, key_dedicated=True)
-WHO = Requester(guild_id=1, channel_id=2, user_id=3)
-
-
-@dataclass
-class RecordingEvents:
-    """A stand-in for the Discord side: records what the tracker tells it."""
-
-    changes: list[tuple[str, JobState]] = field(default_factory=list)
-    delivered: dict[str, int] = field(default_factory=dict)  # job id → bytes received
-    deliveries: int = 0
-    fail_deliveries: int = 0
-    done: dict[str, asyncio.Event] = field(default_factory=dict)
-
-    def finished(self, job_id: str) -> asyncio.Event:
-        return self.done.setdefault(job_id, asyncio.Event())
-
-    async def job_changed(self, job: Job) -> None:
-        self.changes.append((job.id, job.state))
-        if job.state.is_finished:
-            self.finished(job.id).set()
-
-    async def deliver(self, job: Job, video: VideoSource) -> int:
-        self.deliveries += 1
-        if self.fail_deliveries:
-            self.fail_deliveries -= 1
-            raise RuntimeError("Discord is down")
-        async with video.open(10 * 1024 * 1024) as downloaded:
-            self.delivered[job.id] = downloaded.path.stat().st_size
-        return 1000 + self.deliveries
-
-    def states(self, job_id: str) -> list[JobState]:
-        return [state for jid, state in self.changes if jid == job_id]
-
-
-def settings(tmp_path: Path, **env: str) -> Settings:
-    base = {"DISCORD_TOKEN": "t", "FREEPIK_API_KEY": API_KEY, "DATABASE_PATH": str(tmp_path)}
-    return Settings.from_env({**base, **env})
-
-
-@dataclass
-class Rig:
-    wan: FakeWanServer
-    store: Store
-    tracker: Tracker
-    service: VideoService
-    events: RecordingEvents
-    session: aiohttp.ClientSession
-
-    async def accept(self, duration: int = 5) -> Job:
-        image = Attachment("https://cdn.example/a.png", "a.png", "image/png", 10_000, 512, 512)
-        built = build_request(
-            "Image 1 waves", [ReferenceInput(1, image)], GenerationOptions(duration=duration)
-        )
-        return await self.service.accept(WHO, built)
-
-    async def wait_finished(self, job: Job, timeout: float = 10.0) -> Job:
-        await asyncio.wait_for(self.events.finished(job.id).wait(), timeout)
-        final = await self.store.get_job(job.id)
-        assert final is not None
-        return final
-
-
-@asynccontextmanager
-async def rig(
-    tmp_path: Path,
-    *,
-    wan: FakeWanServer | None = None,
-    store: Store | None = None,
-    config: TrackerConfig = FAST,
-    webhooks: bool = False,
-    env: dict[str, str] | None = None,
-    start: bool = True,
-) -> AsyncIterator[Rig]:
-    async with aiohttp.ClientSession() as session:
-        own_wan = wan is None
-        wan = wan or FakeWanServer(api_key=API_KEY, task_seconds=0.2)
-        if own_wan:
-            await wan.start()
-        own_store = store is None
-        store_cm = Store.open(tmp_path / "db.sqlite3") if own_store else None
-        if store_cm is not None:
-            store = await store_cm.__aenter__()
-        assert store is not None
-        client = WanClient(
-            session,
-            base_url=wan.base_url,
-            api_key=API_KEY,
-            limiter=RateLimiter(200, 50),
-            retry=RetrySettings(max_attempts=3, base_delay=0.01, max_delay=0.05),
-        )
-        tracker = Tracker(store, client, session, webhooks=webhooks, config=config)
-        events = RecordingEvents()
-        tracker.set_events(events)
-        service = VideoService(settings(tmp_path / "db.sqlite3", **(env or {})), store, tracker)
-        try:
-            if start:
-                await tracker.start()
-            yield Rig(wan, store, tracker, service, events, session)
-        finally:
-            await tracker.stop()
-            if store_cm is not None:
-                await store_cm.__aexit__(None, None, None)
-            if own_wan:
-                await wan.close()
+from tests.tracker_rig import API_KEY, DEDICATED, FAST, rig, settings, until, until_state
 
 
 async def test_a_job_is_submitted_polled_and_delivered(tmp_path: Path) -> None:
@@ -175,8 +49,8 @@ async def test_cancel_refunds_once_and_a_later_completion_is_ignored(tmp_path: P
     wan = FakeWanServer(api_key=API_KEY, task_seconds=None)
     async with wan, rig(tmp_path, wan=wan) as r:
         job = await r.accept()
-        await _until(lambda: len(r.wan.tasks) == 1)
-        await _until_state(r, job, JobState.SUBMITTED)
+        await until(lambda: len(r.wan.tasks) == 1)
+        await until_state(r, job, JobState.SUBMITTED)
         cancelled = await r.tracker.cancel(job.id, "moderator said so")
         assert cancelled is not None and cancelled.state is JobState.CANCELLED
         assert await r.tracker.cancel(job.id, "again") is None
@@ -274,7 +148,7 @@ async def test_a_restart_mid_job_finishes_it_from_the_database(tmp_path: Path) -
     async with wan:
         async with rig(tmp_path, wan=wan) as first:
             job = await first.accept()
-            await _until_state(first, job, JobState.SUBMITTED)
+            await until_state(first, job, JobState.SUBMITTED)
         # The first process is gone; its task completes while nobody watches.
         wan.complete(next(iter(wan.tasks)))
         async with rig(tmp_path, wan=wan) as second:
@@ -338,7 +212,7 @@ async def test_an_expired_result_url_is_refreshed_from_the_api(tmp_path: Path) -
     wan = FakeWanServer(api_key=API_KEY, task_seconds=0.2, media_ttl_seconds=-10)
     async with wan, rig(tmp_path, wan=wan) as r:
         job = await r.accept()
-        await _until_state(r, job, JobState.COMPLETED)
+        await until_state(r, job, JobState.COMPLETED)
         wan.media_ttl_seconds = 3600  # the next GET hands out a live link
         final = await r.wait_finished(job)
         assert final.state is JobState.DELIVERED
@@ -391,21 +265,6 @@ async def test_webhook_completion_delivers_without_polling(tmp_path: Path) -> No
             await server.stop()
 
 
-async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
-async def _until_state(r: Rig, job: Job, state: JobState, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            current = await r.store.get_job(job.id)
-            if current is not None and current.state is state:
-                return
-            await asyncio.sleep(0.02)
-
-
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO")
@@ -422,9 +281,9 @@ async def test_a_slow_discord_does_not_hold_up_tracking(tmp_path: Path) -> None:
 
         r.events.job_changed = slow_job_changed  # type: ignore[method-assign]
         job = await r.accept()
-        await _until_state(r, job, JobState.DELIVERED)
+        await until_state(r, job, JobState.DELIVERED)
         released.set()
-        await _until(lambda: JobState.DELIVERED in seen)
+        await until(lambda: JobState.DELIVERED in seen)
         assert seen == sorted(seen, key=list(JobState).index)  # notices keep their order
 
 
@@ -439,7 +298,7 @@ async def test_an_ending_nobody_was_told_about_is_told_after_a_restart(tmp_path:
 
             first.events.job_changed = discord_down  # type: ignore[method-assign]
             job = await first.accept()
-            await _until_state(first, job, JobState.FAILED)
+            await until_state(first, job, JobState.FAILED)
             await first.tracker.notices_sent()
             unnotified = await first.store.get_job(job.id)
             assert unnotified is not None and unnotified.user_notified_at is None

@@ -115,6 +115,11 @@ async def test_a_crash_while_the_create_is_unanswered_refunds_rather_than_guess(
     job_id = await request(world, user, prompt)
     await task_of(world, prompt)
     assert world.job(job_id)["state"] == "submitting"
+    # The reference files are copied into the new thread first: a SIGKILL cutting that upload
+    # would be a fault of the test, not of the bot.
+    await world.until(
+        lambda: world.job(job_id)["reference_copies_json"] != "{}", what="the kept references"
+    )
 
     await world.crash_bot()
     await world.start_bot()
