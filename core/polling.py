@@ -96,6 +96,7 @@ class PollPlanner:
         self.guaranteed = _ReadLane(self._guarantee, self._value)
         self._watches: dict[str, Watch] = {}
         self._by_resolution: dict[str, set[str]] = {}
+        self.latency = 0.0  # how long a read takes to tell (it counts against the lag target)
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._value or job_id in self._guarantee
@@ -177,7 +178,9 @@ class PollPlanner:
         start = watch.submitted_at
         estimate = self.estimate(watch)
         read = max(watch.last_read - start, 0.0)  # its running time when last read
-        spacing = max(self.lag, self.relative_lag * read)
+        # A read's own time counts as lag too (at most a tenth of the target is set aside).
+        lag = self.lag - min(self.latency, self.lag / 10)
+        spacing = max(lag, self.relative_lag * read)
         if self.webhooks:
             if read > 0.0:  # read before, and still no notification
                 fallback = read + max(self.webhook_interval, self.relative_lag * read)
@@ -188,7 +191,7 @@ class PollPlanner:
                     if trusted
                     else estimate.median * self.webhook_prior_factor
                 )
-                fallback = first + max(self.lag, self.relative_lag * first)
+                fallback = first + max(lag, self.relative_lag * first)
             due = self._clamp(start + fallback, now, watch)
             return due, due
         if not estimate.trusted or read >= estimate.quantile(1.0 - self.rare_chance):

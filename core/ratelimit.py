@@ -3,8 +3,10 @@
 The API limits per IP (bursts of 50/s, 10/s sustained), so every request the bot makes - creates,
 reads, lists, retries - shares one budget. Two rules, both kept by :class:`Pace`:
 
-- at most ``rate`` requests start in any one-second window (a log of the last ``⌊rate⌋`` start
-  times: the next may start one second after the oldest of them);
+- at most ``rate`` requests in any one-second window (a log of the last ``⌊rate⌋`` start times:
+  the next may start ``WINDOW_SECONDS`` after the oldest of them - a little over a second, so
+  that a few milliseconds of jitter on the way cannot put one request too many into a second as
+  the API counts them);
 - at most ``burst`` back to back: a token bucket written as GCRA ("generic cell rate
   algorithm"), which keeps the *theoretical arrival time* of the next request instead of
   counting tokens. It matters only when ``burst`` is below ``rate``.
@@ -32,6 +34,7 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 ANY = "*"  # a pause for every kind of call
+WINDOW_SECONDS = 1.1  # the one-second window, with a margin for the time a request takes to go
 # Slots are sums of many 1/rate steps; float drift must not turn "now" into a 1e-13 s sleep.
 _EPSILON = 1e-9
 
@@ -56,7 +59,7 @@ class Pace:
         self._tat = -math.inf  # theoretical arrival time of the next request at the steady rate
         # Below 1/s the window stretches: one request per 1/rate seconds.
         self._per_window = max(1, math.floor(rate))
-        self._window = max(1.0, 1.0 / rate)
+        self._window = max(WINDOW_SECONDS, WINDOW_SECONDS / rate)
         self._starts: deque[float] = deque(maxlen=self._per_window)
 
     def next_start(self, now: float) -> float:

@@ -102,6 +102,7 @@ class Reads:
             await self._host.fail(job, "the video took too long to generate")
             return
         watch = self.watch_of(job)
+        asked = self._clock()
         try:
             task = await self.client.get(job.task_id)
         except WanNotFound:
@@ -119,6 +120,8 @@ class Reads:
         finally:
             await self.store.count_poll(job.id)
         self._backoff.reset(job.id)
+        # A moving average of how long reads take: the planner reads that much earlier.
+        self.planner.latency += 0.1 * (self._clock() - asked - self.planner.latency)
         await self.apply(job, task, heard="read")
 
     async def apply(self, job: Job, task: Task, *, heard: str) -> None:

@@ -137,6 +137,22 @@ class AllGates:
             gate.take(now)
 
 
+class Share:
+    """A gate that binds only while ``contested(now)``: a share of a budget others are waiting
+    for; while nobody else waits, the whole budget. Every start is counted either way, so the
+    share holds as soon as someone waits."""
+
+    def __init__(self, gate: Gate, contested: Callable[[float], bool]) -> None:
+        self._gate = gate
+        self._contested = contested
+
+    def next_start(self, now: float) -> float:
+        return self._gate.next_start(now) if self._contested(now) else now
+
+    def take(self, now: float) -> None:
+        self._gate.take(now)
+
+
 class Hold:
     """A gate closed for as long as someone else says (e.g. a pause the API asked for):
     ``remaining()`` is the seconds left, 0 when open."""

@@ -36,7 +36,7 @@ from core.polling import PollPlanner, Watch
 from core.ratelimit import Pace
 from core.reads import Reads
 from core.runtimes import RunTimeModel
-from core.scheduling import AllGates, Backoff, DueQueue, Hold, Lane, Pool, Scheduler
+from core.scheduling import AllGates, Backoff, DueQueue, Hold, Lane, Pool, Scheduler, Share
 from core.store import AuditRecord, Store
 from core.submissions import Submissions
 from core.tracker_config import TrackerConfig, tracker_config
@@ -121,7 +121,9 @@ class Tracker:
         cfg = self.config
         api, deliveries = Pool("api", cfg.concurrency), Pool("delivery", cfg.delivery_concurrency)
         total = Pace(cfg.max_rps, cfg.burst)
-        reads = AllGates(Pace(cfg.read_rps, cfg.burst), total, self._hold(READ))
+        # Reads take at most their share while creates or lists wait, else the whole budget.
+        share = Share(Pace(cfg.read_rps, cfg.burst), self._others_waiting)
+        reads = AllGates(share, total, self._hold(READ))
 
         def start(action: Action) -> Callable[[str, Any], Coroutine[Any, Any, None] | None]:
             return lambda job_id, _value: self._begin(job_id, action)
@@ -139,6 +141,14 @@ class Tracker:
 
     def _hold(self, kind: str) -> Hold:
         return Hold(lambda: self.client.held_for(kind))
+
+    def _others_waiting(self, now: float) -> bool:
+        """Creates or lists are due and not held off by the API."""
+        for action, kind in ((Action.SUBMIT, CREATE), (Action.RECONCILE, LIST)):
+            due = self._queues[action].first_due()
+            if due is not None and due <= now and self.client.held_for(kind) <= 0.0:
+                return True
+        return False
 
     # ----------------------------------------------------------------- lifecycle
 

@@ -10,8 +10,9 @@ from core.config import Settings
 
 @dataclass(frozen=True, slots=True)
 class TrackerConfig:
-    # The API budget (WAN_MAX_RPS / WAN_BURST), shared with the client's limiter. Reads get
-    # ``read_share`` of it; the rest is headroom creates and lists can always count on.
+    # The API budget (WAN_MAX_RPS / WAN_BURST), shared with the client's limiter. While creates
+    # or lists wait, reads get at most ``read_share`` of it (the rest is their headroom);
+    # otherwise reads may use all of it.
     max_rps: float = 8.0
     burst: int = 40
     read_share: float = 0.75

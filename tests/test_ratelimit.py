@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from core.ratelimit import Pace, RateLimiter
+from core.ratelimit import WINDOW_SECONDS, Pace, RateLimiter
 
 
 class FakeClock:
@@ -77,7 +77,8 @@ async def test_concurrent_waiters_get_distinct_slots() -> None:
     clock = FakeClock(frozen=True)
     bucket = limiter(clock, rate=4, burst=1)
     await asyncio.gather(*(bucket.acquire() for _ in range(5)))
-    assert sorted(clock.sleeps) == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    # 1/rate apart, and the fifth not within a second (and its margin) of the first.
+    assert sorted(clock.sleeps) == pytest.approx([0.25, 0.5, 0.75, WINDOW_SECONDS])
 
 
 async def test_never_more_than_the_rate_in_any_one_second_even_with_a_big_burst() -> None:
@@ -85,7 +86,8 @@ async def test_never_more_than_the_rate_in_any_one_second_even_with_a_big_burst(
     bucket = limiter(clock, rate=8, burst=40)
     starts = await starts_of(bucket, clock, 40)
     assert most_in_one_second(starts) == 8
-    assert starts[-1] - starts[0] == pytest.approx(4.0)  # 8 a second, back to back
+    # 8 back to back, then 8 more once the window (a second and a margin) has passed.
+    assert starts[-1] - starts[0] == pytest.approx(4 * WINDOW_SECONDS)
 
 
 async def test_a_fractional_rate_rounds_the_window_down() -> None:
@@ -97,17 +99,17 @@ async def test_a_fractional_rate_rounds_the_window_down() -> None:
     slow = limiter(slow_clock, rate=0.5, burst=5)
     await slow.acquire()
     await slow.acquire()
-    assert slow_clock.now - 1000.0 == pytest.approx(2.0)  # one per 1/rate seconds
+    assert slow_clock.now - 1000.0 == pytest.approx(2 * WINDOW_SECONDS)  # one per 1/rate s
 
 
 async def test_sustained_rate_after_the_burst() -> None:
     clock = FakeClock()
     bucket = limiter(clock, rate=10, burst=5)
     starts = await starts_of(bucket, clock, 25)
-    # 5 at once, then 1/rate apart, and never 11 within a second: the 25th starts at 2 s.
+    # 5 at once, then 1/rate apart, and never 11 within a second: the 25th starts at 2.2 s.
     assert starts[:6] == pytest.approx([1000.0] * 5 + [1000.1])
     assert most_in_one_second(starts) == 10
-    assert starts[-1] - starts[0] == pytest.approx(2.0)
+    assert starts[-1] - starts[0] == pytest.approx(2 * WINDOW_SECONDS)
 
 
 async def test_idle_time_refills_the_burst_but_no_more() -> None:
@@ -161,7 +163,8 @@ async def test_a_pause_that_arrives_during_a_wait_is_honoured() -> None:
     clock.on_sleep = pause_once
     start = clock.now
     await bucket.acquire()
-    assert clock.sleeps[:2] == pytest.approx([1.0, 4.0])  # woke at 1 s, re-queued behind it
+    # Woke at its slot (a second and the margin later), re-queued behind the pause.
+    assert clock.sleeps[:2] == pytest.approx([WINDOW_SECONDS, 5.0 - WINDOW_SECONDS])
     assert clock.now - start >= 5.0
 
 
@@ -197,7 +200,7 @@ def test_the_pace_answers_without_reserving() -> None:
     assert pace.take(10.0) == 10.0
     assert pace.next_start(10.0) == pytest.approx(10.5)
     assert pace.take(10.0) == pytest.approx(10.5)  # a slot in the future, reserved
-    assert pace.next_start(10.0) == pytest.approx(11.0)
+    assert pace.next_start(10.0) == pytest.approx(10.0 + WINDOW_SECONDS)  # 2 in the window
 
 
 async def test_real_clock_default_does_not_wait_within_the_burst() -> None:
