@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import resource
 import statistics
 import tempfile
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ import aiohttp
 from bench._support import (
     API_KEY,
     cpu_seconds,
+    memory_kib,
     most_in_window,
     percentile,
     start_fake_wan,
@@ -139,7 +139,7 @@ async def run_batch(
 async def fake_state(session: aiohttp.ClientSession, base_url: str) -> dict[str, Any]:
     async with session.get(f"{base_url}/_fake/tasks") as response:
         tasks = (await response.json())["tasks"]
-    async with session.get(f"{base_url}/_fake/requests") as response:
+    async with session.get(f"{base_url}/_fake/requests?brief=1") as response:
         requests = (await response.json())["requests"]
     return {
         "finished": {task["task_id"]: task["finished_at"] for task in tasks},
@@ -234,10 +234,10 @@ async def measure(mode: Mode, rng: random.Random, base_url: str) -> None:
                 cpu = cpu_seconds()
                 jobs = await run_batch(service, events, mode.jobs, mode, rng)
                 cpu = cpu_seconds() - cpu
+                peak_rss = memory_kib()["VmHWM"] / 1024  # before the fake's records are read
             finally:
                 await tracker.stop()
             fake = await fake_state(session, base_url)
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     figures = lag_figures(jobs, fake)
     line = describe(
         f"{mode.name} ({mode.jobs} jobs, {mode.what})", figures, mode.name == "cold-long"

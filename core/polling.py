@@ -9,9 +9,11 @@ flight two times, and the scheduler spends the read budget on them in this order
   ``∫ᵣᵗ (F(s) − F(r)) ds / (1 − F(r))`` seconds of lag; reads therefore bunch where the model
   expects the task to finish, and become rare where it cannot have finished yet.
 - **guaranteed** (only from budget left after creates and lists): never let a finished task wait
-  longer than ``lag`` seconds unseen, or ``relative_lag`` of its running time when that is longer
-  (a task running far longer than expected is read less often, in proportion). Only a trusted
-  model may skip the start, up to the point where the task has a ``rare_chance`` of being done.
+  longer than ``lag`` seconds unseen. Only a trusted model may skip the start, up to the point
+  where the task has a ``rare_chance`` of being done; where the model is no guide (nothing
+  learned yet, or the task has run past the model's 99th percentile) the spacing is also at least
+  ``relative_lag`` of the running time: a task running far longer than expected is read less
+  often, in proportion, not forever at the lag target.
 
 Until a kind of task is trusted, and once a task runs past the model's 99th percentile, the
 model is no guide: the guaranteed read is then also the valuable one. So a fresh install reads
@@ -76,7 +78,7 @@ class PollPlanner:
         *,
         lag: float = 3.0,
         relative_lag: float = 0.08,
-        read_cost: float = 0.5,
+        read_cost: float = 1.0,
         rare_chance: float = 0.01,
         webhooks: bool = False,
         webhook_interval: float = 60.0,
@@ -170,6 +172,18 @@ class PollPlanner:
     def estimate(self, watch: Watch) -> RunTime:
         return self.model.estimate(watch.resolution, watch.duration)
 
+    def finished_within(self, watch: Watch, low: float, high: float, draw: float) -> float:
+        """How long a task took that a read at running time ``low`` saw running and one at
+        ``high`` saw done. Across a short gap (what the lag target spaces reads by), the middle
+        of it: unbiased whatever the model believes. Across a long one (found done by the first
+        read the model placed), a value drawn (``draw``, 0–1) by the model's odds within the gap,
+        which bounds it: a single "most likely" value would make every such task look alike and
+        the learned spread shrink to nothing; a draw keeps it honest. Never the model's odds for
+        a short gap, or a model that is too fast would confirm itself."""
+        if high - low <= 1.5 * max(self.lag, self.relative_lag * low):
+            return (low + high) / 2.0
+        return self.estimate(watch).between(low, high, draw)
+
     # ----------------------------------------------------------------- the rules
 
     def next_reads(self, watch: Watch, now: float) -> tuple[float, float]:
@@ -199,7 +213,7 @@ class PollPlanner:
             # guide, only the lag target (and its share of the running time) is.
             due = self._clamp(start + read + spacing, now, watch)
             return due, due
-        guarantee = start + max(read, estimate.quantile(self.rare_chance)) + spacing
+        guarantee = start + max(read, estimate.quantile(self.rare_chance)) + lag
         value = start + self._worth_reading(estimate, read)
         return self._clamp(value, now, watch), self._clamp(guarantee, now, watch)
 

@@ -3,14 +3,14 @@ learning run times from completions.
 
 A read that finds the task running places the task's next reads (``core.polling``); one that
 finds it done hands the job to delivery and teaches the run-time model (``core.runtimes``) how
-long it took - the midpoint between the last read that saw it running and this one, or the
-moment a webhook said so. When the model moves, every task in flight of that resolution is
-planned again at once.
+long it took (``PollPlanner.finished_within``), or the moment a webhook said so. When the model
+moves, every task in flight of that resolution is planned again at once.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from typing import Protocol
 
@@ -161,13 +161,14 @@ class Reads:
     def _learn(self, job: Job, watch: Watch | None, heard: str) -> None:
         if job.completed_at is None or job.submitted_at is None:
             return
-        finished = job.completed_at
-        if heard == "read" and (watch is None or not watch.last_read_known):
-            return  # read first after a restart: when it finished is not known
-        if heard == "read" and watch is not None:
-            # It finished between the last read that saw it running and this one.
-            finished = (max(watch.last_read, job.submitted_at) + job.completed_at) / 2.0
+        seconds = job.completed_at - job.submitted_at
+        if heard == "read":
+            if watch is None or not watch.last_read_known:
+                return  # read first after a restart: when it finished is not known
+            draw = random.Random(job.id).random()  # the same for a job, run after run
+            low = max(watch.last_read - job.submitted_at, 0.0)
+            seconds = self.planner.finished_within(watch, low, seconds, draw)
         resolution = job.request.resolution
-        if self.model.observe(resolution, job.request.duration, finished - job.submitted_at):
+        if self.model.observe(resolution, job.request.duration, seconds):
             self.planner.replan(resolution, self._clock())  # the first completions, and shifts
             self._host.planned()

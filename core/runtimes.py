@@ -7,8 +7,8 @@ run times are taken as log-normal, with a spread from the median absolute deviat
 residuals. Medians all the way, so a few odd tasks (a stuck one, a cached one) move nothing.
 
 Before anything is learned a wide prior stands in (60 s + 12 s × duration, spread ×/÷ e), and
-until ``trust_after`` completions of a resolution are seen its spread stays wide: the model is
-used to place reads, but never to promise anyone an ETA.
+until ``trust_after`` completions of a kind (resolution and duration) are seen, the model is not
+trusted for that kind: reads keep to the lag target, and nobody is promised an ETA.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ class RunTime:
 
     median: float
     sigma: float
-    samples: int  # completions behind it (0: the prior)
-    trusted: bool  # enough completions to show an ETA and to skip reads it rules out
+    samples: int  # completions of this kind behind it (0: the prior)
+    trusted: bool  # enough of them to show an ETA and to skip reads it rules out
 
     def cdf(self, t: float) -> float:
         """The chance the task has finished by ``t``."""
@@ -49,6 +49,14 @@ class RunTime:
     def quantile(self, p: float) -> float:
         p = min(max(p, 1e-12), 1.0 - 1e-12)
         return self.median * math.exp(self.sigma * _NORMAL.inv_cdf(p))
+
+    def between(self, low: float, high: float, share: float) -> float:
+        """The run time at ``share`` (0–1) of this distribution's odds within ``(low, high]``,
+        for a task known to have finished in there (the plain share where the odds are nil)."""
+        below, above = self.cdf(low), self.cdf(high)
+        if above - below < 1e-9:
+            return low + share * (high - low)
+        return min(max(self.quantile(below + share * (above - below)), low), high)
 
     def integral(self, t: float) -> float:
         """∫₀ᵗ cdf(s) ds: the expected time a task finished by ``t`` has been waiting (closed
@@ -65,7 +73,7 @@ class _Fit:
     intercept: float
     slope: float
     sigma: float
-    samples: int
+    per_duration: dict[int, int]  # completions behind the fit, by duration
 
 
 class RunTimeModel:
@@ -113,18 +121,20 @@ class RunTimeModel:
             self._planned[resolution] = self._signature(resolution)
 
     def observe(self, resolution: str, duration: int, seconds: float) -> bool:
-        """Learn one completion. True when the fit moved enough that plans made with the old
-        one should be made again: every one of the first ``trust_after`` completions, then a
-        shift of more than 10 % in the run time or a third in the spread."""
+        """Learn one completion. True when plans made with the old fit should be made again:
+        the first completion of a resolution, a kind becoming trusted, or a shift of more than
+        10 % in the run time or a third in the spread (reads of untrusted kinds keep to the lag
+        target whatever the fit says, so nothing else changes a plan)."""
         if not seconds > 0:
             return False
         self._samples_of(resolution).append((duration, seconds))
         self._refit(resolution)
         now = self._signature(resolution)
         before = self._planned.get(resolution)
+        fit = self._fits[resolution]
         moved = (
             before is None
-            or self.completions(resolution) <= self.trust_after
+            or fit.per_duration.get(duration, 0) == self.trust_after  # a kind now trusted
             or abs(math.log(now[0] / before[0])) > 0.1
             or abs(now[1] - before[1]) > before[1] / 3
         )
@@ -133,13 +143,17 @@ class RunTimeModel:
         return moved
 
     def estimate(self, resolution: str, duration: int) -> RunTime:
+        """The fitted line's run time for this kind; trusted once ``trust_after`` completions
+        of this very kind (resolution and duration) are among those it was fitted to, so that a
+        line drawn through short videos never promises anything about long ones."""
         fit = self._fits.get(resolution)
         if fit is None:
             return RunTime(self.prior(duration), self.prior_sigma, 0, False)
         median = max(fit.intercept + fit.slope * duration, self._min_seconds)
-        trusted = fit.samples >= self.trust_after
+        seen = fit.per_duration.get(duration, 0)
+        trusted = seen >= self.trust_after
         sigma = fit.sigma if trusted else max(fit.sigma, self._untrusted_sigma)
-        return RunTime(median, sigma, fit.samples, trusted)
+        return RunTime(median, sigma, seen, trusted)
 
     def _samples_of(self, resolution: str) -> deque[tuple[int, float]]:
         return self._samples.setdefault(resolution, deque(maxlen=self._window))
@@ -174,6 +188,7 @@ class RunTimeModel:
         centre = statistics.median(residuals)
         spread = statistics.median(abs(r - centre) for r in residuals) * _MAD_TO_SIGMA
         shift = math.exp(centre)  # the fit's median passes through the residuals' median
+        counts = {duration: len(values) for duration, values in by_duration.items()}
         self._fits[resolution] = _Fit(
-            intercept * shift, slope * shift, max(spread, self._min_sigma), len(samples)
+            intercept * shift, slope * shift, max(spread, self._min_sigma), counts
         )

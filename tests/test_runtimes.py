@@ -31,6 +31,7 @@ def test_the_fit_follows_duration_and_ignores_outliers() -> None:
         assert estimate.median == pytest.approx(8.0 + 3.0 * duration, rel=0.06)
         assert 0.03 < estimate.sigma < 0.1  # ±10 % uniform noise
     assert model.estimate("1080P", 6).samples == 0  # resolutions are learned apart
+    assert model.estimate("720P", 6).samples >= 5
 
 
 def test_one_duration_seen_keeps_the_prior_shape() -> None:
@@ -41,15 +42,20 @@ def test_one_duration_seen_keeps_the_prior_shape() -> None:
     assert model.estimate("720P", 10).median == pytest.approx(30.0 * (60 + 120) / (60 + 60))
 
 
-def test_trusted_only_after_five_and_wide_until_then() -> None:
+def test_trusted_only_after_five_of_the_kind_and_wide_until_then() -> None:
     model = RunTimeModel(trust_after=5)
+    replans = []
     for count in range(1, 6):
-        assert model.observe("720P", 4, 20.0 + count * 0.1)  # every early one re-plans
+        replans.append(model.observe("720P", 4, 20.0 + count * 0.1))
         estimate = model.estimate("720P", 4)
         assert estimate.trusted is (count >= 5)
         if count < 5:
             assert estimate.sigma >= 0.5
+    assert replans == [True, False, False, False, True]  # the first one, and trust
     assert model.estimate("720P", 4).sigma < 0.1
+    # Five of 4 s videos say nothing certain about 10 s ones, though the line reaches them.
+    assert not model.estimate("720P", 10).trusted
+    assert model.estimate("720P", 10).samples == 0
 
 
 def test_later_completions_re_plan_only_when_the_fit_moves() -> None:
@@ -64,8 +70,9 @@ def test_later_completions_re_plan_only_when_the_fit_moves() -> None:
 def test_history_from_the_database_is_learned_at_start() -> None:
     model = RunTimeModel()
     model.load([("1080P", 4, 25.0)] * 6 + [("1080P", 8, 45.0)] * 6 + [("720P", 4, -1.0)])
-    assert model.estimate("1080P", 4).trusted
+    assert model.estimate("1080P", 4).trusted and model.estimate("1080P", 8).trusted
     assert model.estimate("1080P", 6).median == pytest.approx(35.0, rel=0.05)
+    assert not model.estimate("1080P", 6).trusted  # between two known kinds, still not seen
     assert model.completions("720P") == 0  # nonsense is ignored
 
 

@@ -24,7 +24,8 @@ are HTTP endpoints under ``/_fake`` (no API key needed):
 - the list operation pages: ``?page=N&page_size=M`` (M capped at ``list_page_size``, 100)
 - ``POST /_fake/tasks/{id}/progress|complete|fail``; ``POST /_fake/tasks/{id}/status``
   ``{"status": "ANY"}``
-- ``GET /_fake/tasks``, ``GET /_fake/requests`` (API requests + media downloads),
+- ``GET /_fake/tasks``, ``GET /_fake/requests`` (API requests + media downloads; ``?brief=1``:
+  method, path and time of the API requests only),
   ``GET /_fake/webhooks``; ``POST /_fake/reset``
 - ``GET /_fake/media/{id}.mp4?token=...``: the result video (streamed MP4-looking bytes)
 
@@ -798,6 +799,9 @@ class FakeWanServer:
         return _json({"tasks": tasks})
 
     async def _control_requests(self, request: web.Request) -> web.StreamResponse:
+        if request.query.get("brief"):  # method, path and time only (benchmarks count them)
+            brief = [{"method": r.method, "path": r.path, "at": r.at} for r in self.requests]
+            return _json({"requests": brief})
         return _json(
             {
                 "requests": [r.to_json() for r in self.requests],
