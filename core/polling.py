@@ -30,6 +30,7 @@ planning thousands of tasks at once stays cheap; nothing is ever re-planned per 
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from core.runtimes import RunTime, RunTimeModel
@@ -172,18 +173,6 @@ class PollPlanner:
     def estimate(self, watch: Watch) -> RunTime:
         return self.model.estimate(watch.resolution, watch.duration)
 
-    def finished_within(self, watch: Watch, low: float, high: float, draw: float) -> float:
-        """How long a task took that a read at running time ``low`` saw running and one at
-        ``high`` saw done. Across a short gap (what the lag target spaces reads by), the middle
-        of it: unbiased whatever the model believes. Across a long one (found done by the first
-        read the model placed), a value drawn (``draw``, 0–1) by the model's odds within the gap,
-        which bounds it: a single "most likely" value would make every such task look alike and
-        the learned spread shrink to nothing; a draw keeps it honest. Never the model's odds for
-        a short gap, or a model that is too fast would confirm itself."""
-        if high - low <= 1.5 * max(self.lag, self.relative_lag * low):
-            return (low + high) / 2.0
-        return self.estimate(watch).between(low, high, draw)
-
     # ----------------------------------------------------------------- the rules
 
     def next_reads(self, watch: Watch, now: float) -> tuple[float, float]:
@@ -211,6 +200,11 @@ class PollPlanner:
         if not estimate.trusted or read >= estimate.quantile(1.0 - self.rare_chance):
             # Nothing learned yet, or running far longer than the model says: the model is no
             # guide, only the lag target (and its share of the running time) is.
+            if read == 0.0:
+                # The first read at a phase of the job's own: were every task read on the same
+                # grid from its submission, all of a kind would finish in the same cell of it
+                # and what is learned from them would carry the grid's bias.
+                spacing *= 1.0 - random.Random(watch.job_id).random()
             due = self._clamp(start + read + spacing, now, watch)
             return due, due
         guarantee = start + max(read, estimate.quantile(self.rare_chance)) + lag

@@ -3,8 +3,8 @@ learning run times from completions.
 
 A read that finds the task running places the task's next reads (``core.polling``); one that
 finds it done hands the job to delivery and teaches the run-time model (``core.runtimes``) how
-long it took (``PollPlanner.finished_within``), or the moment a webhook said so. When the model
-moves, every task in flight of that resolution is planned again at once.
+long it took: between the last read that saw it running and this one, or exactly when a webhook
+said so. When the model moves, every task in flight of that resolution is planned again at once.
 """
 
 from __future__ import annotations
@@ -162,13 +162,13 @@ class Reads:
         if job.completed_at is None or job.submitted_at is None:
             return
         seconds = job.completed_at - job.submitted_at
+        since: float | None = None  # a webhook (or the create's answer) says when: exactly
         if heard == "read":
             if watch is None or not watch.last_read_known:
                 return  # read first after a restart: when it finished is not known
-            draw = random.Random(job.id).random()  # the same for a job, run after run
-            low = max(watch.last_read - job.submitted_at, 0.0)
-            seconds = self.planner.finished_within(watch, low, seconds, draw)
-        resolution = job.request.resolution
-        if self.model.observe(resolution, job.request.duration, seconds):
+            since = watch.last_read - job.submitted_at  # the last read that saw it running
+        resolution, duration = job.request.resolution, job.request.duration
+        draw = random.Random(job.id).random()  # the same for a job, run after run
+        if self.model.observe(resolution, duration, seconds, since=since, draw=draw):
             self.planner.replan(resolution, self._clock())  # the first completions, and shifts
             self._host.planned()

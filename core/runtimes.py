@@ -1,6 +1,13 @@
 """How long the API takes: one run-time model across durations and resolutions.
 
-Run time ≈ a + b × duration, per resolution, fitted robustly from the latest completions:
+What a read tells is an interval: the task ended after the last read that saw it running and
+by the read that saw it done (a webhook, or a run time stored in the jobs table, is exact). Each
+kind (resolution and duration) keeps its latest ``window`` intervals, and every refit places each
+interval's task within it by the current fit's odds at a draw of its own (a step of stochastic
+EM: the estimate settles where the intervals agree, neither on a grid of read times nor on the
+fit's own belief, and the spread stays honest). Then:
+
+Run time ≈ a + b × duration, per resolution, fitted robustly from those completions:
 the median run time of each duration, a Theil–Sen slope through those medians (the median of
 the pairwise slopes), and the intercept as the median of what the slope leaves. Around that fit
 run times are taken as log-normal, with a spread from the median absolute deviation of the log
@@ -69,6 +76,20 @@ class RunTime:
 
 
 @dataclass(frozen=True, slots=True)
+class Completion:
+    """One task's run time as known: it ended in ``(low, high]`` (``low == high``: exactly)."""
+
+    low: float
+    high: float
+    draw: float = 0.5  # where within the interval's odds it is placed
+
+    def place(self, estimate: RunTime) -> float:
+        if self.high - self.low <= 1e-9:
+            return self.high
+        return estimate.between(self.low, self.high, self.draw)
+
+
+@dataclass(frozen=True, slots=True)
 class _Fit:
     intercept: float
     slope: float
@@ -85,7 +106,7 @@ class RunTimeModel:
         prior_intercept: float = 60.0,
         prior_slope: float = 12.0,
         prior_sigma: float = 1.0,
-        window: int = 200,
+        window: int = 50,
         trust_after: int = 5,
         untrusted_sigma: float = 0.5,
         min_sigma: float = 0.05,
@@ -98,8 +119,10 @@ class RunTimeModel:
         self._untrusted_sigma = untrusted_sigma
         self._min_sigma = min_sigma
         self._min_seconds = min_seconds
-        self._window = window
-        self._samples: dict[str, deque[tuple[int, float]]] = {}
+        self._window = window  # completions kept per kind: a batch of long videos finishing
+        # last must not push the short ones out of what the line is fitted to
+        self._samples: dict[str, dict[int, deque[Completion]]] = {}
+        self._placed: dict[str, dict[int, list[float]]] = {}  # each kind's, by the last fit
         self._fits: dict[str, _Fit] = {}
         self._planned: dict[str, tuple[float, float]] = {}  # what the last re-plan used
 
@@ -107,27 +130,40 @@ class RunTimeModel:
         return self.prior_intercept + self.prior_slope * duration
 
     def completions(self, resolution: str) -> int:
-        return len(self._samples.get(resolution, ()))
+        return sum(len(kind) for kind in self._samples.get(resolution, {}).values())
 
     def load(self, history: Iterable[tuple[str, int, float]]) -> None:
         """Completions read back at start-up (resolution, duration, seconds), oldest first."""
         touched = set()
         for resolution, duration, seconds in history:
             if seconds > 0:
-                self._samples_of(resolution).append((duration, seconds))
+                self._kind(resolution, duration).append(Completion(seconds, seconds))
                 touched.add(resolution)
         for resolution in touched:
+            for duration in self._samples[resolution]:
+                self._place(resolution, duration)
             self._refit(resolution)
             self._planned[resolution] = self._signature(resolution)
 
-    def observe(self, resolution: str, duration: int, seconds: float) -> bool:
-        """Learn one completion. True when plans made with the old fit should be made again:
+    def observe(
+        self,
+        resolution: str,
+        duration: int,
+        seconds: float,
+        *,
+        since: float | None = None,
+        draw: float = 0.5,
+    ) -> bool:
+        """Learn one completion: seen done ``seconds`` after submission (and, if ``since`` is
+        given, seen running then). True when plans made with the old fit should be made again:
         the first completion of a resolution, a kind becoming trusted, or a shift of more than
         10 % in the run time or a third in the spread (reads of untrusted kinds keep to the lag
         target whatever the fit says, so nothing else changes a plan)."""
         if not seconds > 0:
             return False
-        self._samples_of(resolution).append((duration, seconds))
+        low = seconds if since is None else min(max(since, 0.0), seconds)
+        self._kind(resolution, duration).append(Completion(low, seconds, draw))
+        self._place(resolution, duration)
         self._refit(resolution)
         now = self._signature(resolution)
         before = self._planned.get(resolution)
@@ -155,18 +191,23 @@ class RunTimeModel:
         sigma = fit.sigma if trusted else max(fit.sigma, self._untrusted_sigma)
         return RunTime(median, sigma, seen, trusted)
 
-    def _samples_of(self, resolution: str) -> deque[tuple[int, float]]:
-        return self._samples.setdefault(resolution, deque(maxlen=self._window))
+    def _kind(self, resolution: str, duration: int) -> deque[Completion]:
+        kinds = self._samples.setdefault(resolution, {})
+        return kinds.setdefault(duration, deque(maxlen=self._window))
 
     def _signature(self, resolution: str) -> tuple[float, float]:
         estimate = self.estimate(resolution, REFERENCE_DURATION)
         return estimate.median, estimate.sigma
 
+    def _place(self, resolution: str, duration: int) -> None:
+        """Place the kind's completions by the current fit (the prior before there is one)."""
+        estimate = self.estimate(resolution, duration)
+        placed = [done.place(estimate) for done in self._samples[resolution][duration]]
+        self._placed.setdefault(resolution, {})[duration] = placed
+
     def _refit(self, resolution: str) -> None:
-        samples = self._samples[resolution]
-        by_duration: dict[int, list[float]] = {}
-        for duration, seconds in samples:
-            by_duration.setdefault(duration, []).append(seconds)
+        by_duration = {d: values for d, values in self._placed[resolution].items() if values}
+        samples = [(d, seconds) for d, values in by_duration.items() for seconds in values]
         medians = {d: statistics.median(values) for d, values in by_duration.items()}
         if len(medians) >= 2:
             slopes = [

@@ -157,7 +157,8 @@ class Tracker:
 
     async def start(self) -> int:
         """Resume every unfinished job from the store; return how many were scheduled."""
-        history = await self.store.recent_completions(2 * self.config.model_window)
+        # Enough of the latest completions to fill the model's window of every kind, mostly.
+        history = await self.store.recent_completions(18 * self.config.model_window)
         self.model.load(reversed(history))
         jobs = await self.store.unfinished_states()  # ids and states only: cheap for 10,000s
         now = self._clock()

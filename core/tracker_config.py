@@ -24,7 +24,7 @@ class TrackerConfig:
     read_cost: float = 1.0
     rare_chance: float = 0.01
     trust_after: int = 5  # completions of a resolution before the model is trusted (and ETAs)
-    model_window: int = 200  # completions per resolution the model keeps
+    model_window: int = 50  # completions per kind (resolution and duration) the model keeps
     webhook_poll_interval: float = 60.0
     error_backoff_base: float = 5.0
     error_backoff_cap: float = 120.0

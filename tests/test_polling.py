@@ -46,9 +46,15 @@ def reads_until_done(planner: PollPlanner, run_time: float) -> tuple[int, float]
 
 def test_a_fresh_install_reads_every_task_every_lag_seconds() -> None:
     planner = PollPlanner(RunTimeModel(), lag=LAG)
-    for read_at in (0.0, 3.0, 17.0):
+    for read_at in (3.0, 17.0):
         value, guarantee = planner.next_reads(watch(read_at=read_at), read_at)
         assert value == guarantee == pytest.approx(read_at + LAG)  # the prior promises nothing
+    # The first read comes within the lag target, at a phase of each job's own (the same for a
+    # job every time), so that tasks of a kind are not all seen on one grid.
+    firsts = [planner.next_reads(watch(f"job{index}"), 0.0)[0] for index in range(200)]
+    assert all(0.0 <= first <= LAG for first in firsts)
+    assert min(firsts) < 0.3 * LAG and max(firsts) > 0.7 * LAG
+    assert planner.next_reads(watch("job7"), 0.0) == planner.next_reads(watch("job7"), 0.0)
     for run_time in (1.5, 15.0, 29.9):
         _reads, lag = reads_until_done(planner, run_time)
         assert lag <= LAG

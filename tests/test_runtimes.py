@@ -87,3 +87,19 @@ def test_the_closed_form_integral_matches_the_cdf(sigma: float) -> None:
     assert estimate.quantile(0.5) == pytest.approx(30.0)
     assert estimate.cdf(estimate.quantile(0.9)) == pytest.approx(0.9)
     assert math.isfinite(estimate.quantile(0.0)) and math.isfinite(estimate.quantile(1.0))
+
+
+def test_intervals_from_reads_are_learned_without_the_grid_s_bias() -> None:
+    # Tasks of 7 s ± 10 %, read every 3 s from a random phase: each read says only "ended
+    # between these two reads". The model must find 7 s, not a point of the read grid.
+    model = RunTimeModel()
+    rng = random.Random(11)
+    for _ in range(50):
+        run_time = 7.0 * rng.uniform(0.9, 1.1)
+        seen = 3.0 * rng.random()
+        while seen < run_time:
+            seen += 3.0
+        model.observe("720P", 5, seen, since=seen - 3.0, draw=rng.random())
+    estimate = model.estimate("720P", 5)
+    assert estimate.median == pytest.approx(7.0, rel=0.06)
+    assert estimate.sigma < 0.2  # ±10 %, not the ±20 % a 3 s grid would suggest
