@@ -168,13 +168,14 @@ def lag_figures(jobs: Sequence[Job], fake: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def trusted_since(jobs: Sequence[Job], after: int = 5) -> dict[str, float]:
-    """When the model had seen ``after`` completions of each resolution."""
-    done: dict[str, list[float]] = {}
+def trusted_since(jobs: Sequence[Job], after: int = 5) -> dict[tuple[str, int], float]:
+    """When the model had seen ``after`` completions of each kind (resolution, duration)."""
+    done: dict[tuple[str, int], list[float]] = {}
     for job in jobs:
         if job.completed_at is not None:
-            done.setdefault(job.request.resolution, []).append(job.completed_at)
-    return {res: sorted(times)[after - 1] for res, times in done.items() if len(times) >= after}
+            kind = (job.request.resolution, job.request.duration)
+            done.setdefault(kind, []).append(job.completed_at)
+    return {kind: sorted(times)[after - 1] for kind, times in done.items() if len(times) >= after}
 
 
 def describe(label: str, figures: dict[str, float], long: bool = False) -> str:
@@ -254,7 +255,8 @@ async def measure(mode: Mode, rng: random.Random, base_url: str) -> None:
             job
             for job in jobs
             if job.submitted_at is not None
-            and job.submitted_at >= since.get(job.request.resolution, float("inf"))
+            and job.submitted_at
+            >= since.get((job.request.resolution, job.request.duration), float("inf"))
         ]
         label = f"  {mode.name}, the {len(later)} jobs submitted once the model trusted their kind"
         print(describe(label, lag_figures(later, fake)), flush=True)
