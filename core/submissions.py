@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -82,6 +83,10 @@ class Submissions:
         self.submitting_now: set[str] = set()  # creates under way (not to be reconciled)
         self._evidence: dict[str, str] = {}  # job id → the task its own webhook URL named
         self.held_until = 0.0  # a 429 on a create asked us to hold creates until then
+        # One listing (all pages) serves every job reconciling at once: when it was taken, and
+        # the listed tasks no job owned then.
+        self._listing: tuple[float, list[str]] | None = None
+        self._listing_lock = asyncio.Lock()
         self._told_until = 0.0
         self._tasks = tasks  # the owner's background tasks (cancelled when it stops)
 
@@ -136,8 +141,8 @@ class Submissions:
             return
         except WanSubmitUnknown as exc:
             log.warning("job %s: submit outcome unknown (%s); reconciling", job.id, exc)
-            wait = 0.0 if job.id in self._evidence else self.config.reconcile_grace
-            self._host.reconcile_at(job.id, self._clock() + wait)
+            due = self._clock() if job.id in self._evidence else self._list_after(submitting)
+            self._host.reconcile_at(job.id, due)
             return
         except WanError as exc:
             await self._later(job, exc)
@@ -182,24 +187,22 @@ class Submissions:
         now = self._clock()
         waited = now - (job.submitting_at or now)
         evidence = self._evidence.get(job.id)
-        if evidence is None and waited < self.config.reconcile_grace:
-            self._host.reconcile_at(job.id, now + self.config.reconcile_grace - waited)
+        if evidence is None and now < self._list_after(job):
+            self._host.reconcile_at(job.id, self._list_after(job))
             return
         orphans: list[str] = []
         waiting = [job.id]
         if evidence is not None and await self.store.known_task_ids([evidence]):
             log.warning("job %s: its webhook named task %s, owned by another job", job.id, evidence)
             evidence = None
-        elif evidence is None:
+        if evidence is None:
             try:
-                listed = await self.client.list_tasks()
+                orphans = await self._unowned(since=self._list_after(job))
             except WanError as exc:
                 delay = self._backoff.next(job.id)
                 log.warning("job %s: cannot list tasks (%s); again in %.0fs", job.id, exc, delay)
                 self._host.reconcile_at(job.id, self._clock() + delay)
                 return
-            known = await self.store.known_task_ids(task.task_id for task in listed)
-            orphans = [task.task_id for task in listed if task.task_id not in known]
             waiting = [
                 job_id
                 for job_id in await self.store.ids_in_state(JobState.SUBMITTING)
@@ -233,3 +236,23 @@ class Submissions:
             case Verdict.FAIL:
                 log.warning("job %s: cannot tell which task is its own: %s", job.id, decision.why)
                 await self._host.fail(job, NOT_CONFIRMED)
+
+    def _list_after(self, job: Job) -> float:
+        """When a listing can show what the job's create made: the grace after it, rounded up
+        to a grid so that the jobs of the same few seconds share one listing."""
+        grace = self.config.reconcile_grace
+        grid = max(grace / 4, 1.0)
+        return math.ceil(((job.submitting_at or 0.0) + grace) / grid) * grid
+
+    async def _unowned(self, *, since: float) -> list[str]:
+        """The listed tasks no job owns, from a listing taken at ``since`` or later (one that
+        could show a task the job's create made): fetched once for all jobs that need it."""
+        async with self._listing_lock:
+            if self._listing is None or self._listing[0] < since:
+                taken = self._clock()
+                listed = await self.client.list_tasks()
+                known = await self.store.known_task_ids(task.task_id for task in listed)
+                self._listing = (taken, [t.task_id for t in listed if t.task_id not in known])
+            candidates = self._listing[1]
+        known = await self.store.known_task_ids(candidates)  # adopted since the listing
+        return [task_id for task_id in candidates if task_id not in known]

@@ -185,3 +185,15 @@ async def test_an_eta_is_shown_only_once_five_videos_of_the_kind_were_made(
         shown = r.tracker.progress(running)
         assert shown.since == running.submitted_at
         assert shown.expected_seconds is not None and 29.0 < shown.expected_seconds < 32.0
+
+
+async def test_jobs_reconciling_together_share_one_listing_of_every_page(tmp_path: Path) -> None:
+    async with rig(tmp_path, env=MANY) as r:
+        r.wan.list_page_size = 2  # the API pages its list
+        r.wan.drop_next(5, method="POST")  # five creates made tasks; no answer came
+        jobs = [await r.accept() for _ in range(5)]
+        finals = [await r.wait_finished(job) for job in jobs]
+        assert [final.state for final in finals] == [JobState.FAILED] * 5  # no evidence
+        assert len(r.wan.tasks) == 5 and len(r.wan.creates) == 5
+        pages = [req.query.get("page") for req in r.wan.requests if req.method == "GET"]
+        assert pages == ["1", "2", "3", "4"]  # one listing, all pages, for all five jobs
