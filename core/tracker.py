@@ -78,8 +78,6 @@ class Tracker:
     ) -> None:
         self.store = store
         self.client = client
-        self._webhooks = webhooks
-        self._webhook_url = webhook_url
         cfg = self.config = config or TrackerConfig()
         self._clock = clock
         self.model = RunTimeModel(trust_after=cfg.trust_after, window=cfg.model_window)
