@@ -79,7 +79,7 @@ class PollPlanner:
         *,
         lag: float = 3.0,
         relative_lag: float = 0.08,
-        read_cost: float = 1.0,
+        read_cost: float = 0.75,
         rare_chance: float = 0.01,
         webhooks: bool = False,
         webhook_interval: float = 60.0,

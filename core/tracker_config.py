@@ -21,7 +21,7 @@ class TrackerConfig:
     # expected lag, and the chance below which a trusted model may skip reads.
     lag_target: float = 3.0
     relative_lag: float = 0.08
-    read_cost: float = 1.0
+    read_cost: float = 0.75
     rare_chance: float = 0.01
     trust_after: int = 5  # completions of a resolution before the model is trusted (and ETAs)
     model_window: int = 50  # completions per kind (resolution and duration) the model keeps
