@@ -181,7 +181,9 @@ class Options:
     """How a module wants its world: extra bot settings and the fake API's behaviour."""
 
     env: Mapping[str, str] = field(default_factory=dict)
-    task_seconds: float | None = 0.3  # None: tasks move only when the test says so
+    # A fake task takes 1.5 s (None: tasks move only when the test says so); with the default
+    # tracker settings every flow still gets its video within seconds.
+    task_seconds: float | None = 1.5
     media_bytes: int = 200 * 1024
     webhook_secret: str | None = None  # set: webhook mode (the bot's HTTP server on a free port)
 
