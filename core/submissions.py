@@ -203,11 +203,12 @@ class Submissions:
                 log.warning("job %s: cannot list tasks (%s); again in %.0fs", job.id, exc, delay)
                 self._host.reconcile_at(job.id, self._clock() + delay)
                 return
-            waiting = [
-                job_id
-                for job_id in await self.store.ids_in_state(JobState.SUBMITTING)
-                if job_id not in self.submitting_now
-            ]
+            if self.config.key_dedicated and len(orphans) == 1:  # only that rule needs them
+                waiting = [
+                    job_id
+                    for job_id in await self.store.ids_in_state(JobState.SUBMITTING)
+                    if job_id not in self.submitting_now
+                ]
         decision = decide(
             job.id,
             orphans,

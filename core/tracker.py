@@ -7,11 +7,12 @@ budget and two bounded pools. Each action reads the job from the store, writes i
 the database alone says what to do next, and :meth:`Tracker.start` resumes every unfinished job.
 
 The API budget (``WAN_MAX_RPS``/``WAN_BURST``) is spent in this order: reads the poll planner
-(``core.polling``) finds worth their cost, creates, lists, then the reads that keep every task
-within ``TRACKER_LAG_SECONDS`` of being noticed; reads never take more than their share, so
-creates and lists always have headroom. The run-time model (``core.runtimes``) learns from every
-completion, re-plans the reads of tasks in flight when it moves, and gives status messages an ETA
-once it has earned one. A 429 holds off only the kind of call it refused.
+(``core.polling``) finds worth their cost, lists (one serves every job reconciling), creates,
+then the reads that keep every task within ``TRACKER_LAG_SECONDS`` of being noticed; while
+creates or lists wait, reads take at most their share, so those always have headroom. The
+run-time model (``core.runtimes``) learns from every completion, re-plans the reads of tasks in
+flight when it moves, and gives status messages an ETA once it has earned one. A 429 holds off
+only the kind of call it refused.
 
 Any unexpected exception in a job's action fails the job (refunded, the member told): a job is
 never left stuck. A create of unknown outcome is reconciled (``core.reconcile``), never repeated
@@ -127,12 +128,14 @@ class Tracker:
             return lambda job_id, _value: self._begin(job_id, action)
 
         creates = AllGates(total, self._hold(CREATE))
-        lists = AllGates(total, self._hold(LIST))
+        # One listing serves every reconcile due (most make no request): not charged per start;
+        # the listing itself waits in the client's limiter like any request.
+        lists = self._hold(LIST)
         queues = self._queues
         return [  # in priority order
             Lane("read", self.planner.valuable, api, start(Action.POLL), reads),
-            Lane("submit", queues[Action.SUBMIT], api, start(Action.SUBMIT), creates),
             Lane("reconcile", queues[Action.RECONCILE], api, start(Action.RECONCILE), lists),
+            Lane("submit", queues[Action.SUBMIT], api, start(Action.SUBMIT), creates),
             Lane("read-lag", self.planner.guaranteed, api, start(Action.POLL), reads),
             Lane("deliver", queues[Action.DELIVER], deliveries, start(Action.DELIVER)),
         ]
