@@ -85,7 +85,7 @@ class Submissions:
         self.held_until = 0.0  # a 429 on a create asked us to hold creates until then
         # One listing (all pages) serves every job reconciling at once: when it was taken, and
         # the listed tasks no job owned then.
-        self._listing: tuple[float, list[str]] | None = None
+        self._listing: tuple[float, list[str], bool] | None = None  # taken, unowned, complete
         self._listing_lock = asyncio.Lock()
         self._told_until = 0.0
         self._tasks = tasks  # the owner's background tasks (cancelled when it stops)
@@ -192,12 +192,13 @@ class Submissions:
             return
         orphans: list[str] = []
         waiting = [job.id]
+        complete = True
         if evidence is not None and await self.store.known_task_ids([evidence]):
             log.warning("job %s: its webhook named task %s, owned by another job", job.id, evidence)
             evidence = None
         if evidence is None:
             try:
-                orphans = await self._unowned(since=self._list_after(job))
+                orphans, complete = await self._unowned(since=self._list_after(job))
             except WanError as exc:
                 delay = self._backoff.next(job.id)
                 log.warning("job %s: cannot list tasks (%s); again in %.0fs", job.id, exc, delay)
@@ -213,6 +214,7 @@ class Submissions:
             job.id,
             orphans,
             waiting,
+            complete=complete,
             evidence=evidence,
             key_dedicated=self.config.key_dedicated,
             webhooks=self._webhooks,
@@ -245,15 +247,17 @@ class Submissions:
         grid = max(grace / 4, 1.0)
         return math.ceil(((job.submitting_at or 0.0) + grace) / grid) * grid
 
-    async def _unowned(self, *, since: float) -> list[str]:
-        """The listed tasks no job owns, from a listing taken at ``since`` or later (one that
-        could show a task the job's create made): fetched once for all jobs that need it."""
+    async def _unowned(self, *, since: float) -> tuple[list[str], bool]:
+        """The listed tasks no job owns, and whether the list was read to its end, from a
+        listing taken at ``since`` or later (one that could show a task the job's create made):
+        fetched once for all jobs that need it."""
         async with self._listing_lock:
             if self._listing is None or self._listing[0] < since:
                 taken = self._clock()
-                listed = await self.client.list_tasks()
+                listed, complete = await self.client.list_all_tasks()
                 known = await self.store.known_task_ids(task.task_id for task in listed)
-                self._listing = (taken, [t.task_id for t in listed if t.task_id not in known])
-            candidates = self._listing[1]
+                unowned = [task.task_id for task in listed if task.task_id not in known]
+                self._listing = (taken, unowned, complete)
+            _taken, candidates, complete = self._listing
         known = await self.store.known_task_ids(candidates)  # adopted since the listing
-        return [task_id for task_id in candidates if task_id not in known]
+        return [task_id for task_id in candidates if task_id not in known], complete

@@ -119,6 +119,8 @@ class Tracker:
     def _lanes(self) -> list[Lane[str, Any]]:
         cfg = self.config
         api, deliveries = Pool("api", cfg.concurrency), Pool("delivery", cfg.delivery_concurrency)
+        # Reconciles take turns on one listing: one at a time, so they never fill the API pool.
+        reconciling = Pool("reconcile", 1)
         total = Pace(cfg.max_rps, cfg.burst)
         # Reads take at most their share while creates or lists wait, else the whole budget.
         share = Share(Pace(cfg.read_rps, cfg.burst), self._others_waiting)
@@ -134,7 +136,9 @@ class Tracker:
         queues = self._queues
         return [  # in priority order
             Lane("read", self.planner.valuable, api, start(Action.POLL), reads),
-            Lane("reconcile", queues[Action.RECONCILE], api, start(Action.RECONCILE), lists),
+            Lane(
+                "reconcile", queues[Action.RECONCILE], reconciling, start(Action.RECONCILE), lists
+            ),
             Lane("submit", queues[Action.SUBMIT], api, start(Action.SUBMIT), creates),
             Lane("read-lag", self.planner.guaranteed, api, start(Action.POLL), reads),
             Lane("deliver", queues[Action.DELIVER], deliveries, start(Action.DELIVER)),

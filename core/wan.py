@@ -199,7 +199,12 @@ class WanClient:
         return task
 
     async def list_tasks(self) -> list[Task]:
-        """Every task of this key with its status (no ``generated`` in list items), all pages.
+        """Every task of this key with its status (no ``generated`` in list items), all pages."""
+        tasks, _complete = await self.list_all_tasks()
+        return tasks
+
+    async def list_all_tasks(self, max_pages: int = MAX_LIST_PAGES) -> tuple[list[Task], bool]:
+        """The key's tasks, and whether the list was read to its end (not cut at ``max_pages``).
 
         Paging is not documented for this endpoint; a sibling's ``page``/``page_size`` is sent.
         Reading stops at an empty page or one that brings nothing new (an API that ignores the
@@ -207,16 +212,15 @@ class WanClient:
         caps pages below our size must not hide a task (missing one could pay for two).
         """
         tasks: dict[str, Task] = {}
-        for page in range(1, MAX_LIST_PAGES + 1):
+        for page in range(1, max_pages + 1):
             url = URL(self._endpoint).with_query(page=page, page_size=LIST_PAGE_SIZE)
             items = await self._call("GET", url, _parse_task_list, kind=LIST)
             fresh = [task for task in items if task.task_id not in tasks]
             if not fresh:
-                break
+                return list(tasks.values()), True
             tasks.update((task.task_id, task) for task in fresh)
-        else:
-            log.warning("WAN task list: stopped after %d pages", MAX_LIST_PAGES)
-        return list(tasks.values())
+        log.warning("WAN task list: stopped after %d pages (%d tasks)", max_pages, len(tasks))
+        return list(tasks.values()), False
 
     async def _call(
         self,

@@ -236,6 +236,16 @@ async def test_every_page_of_the_list_is_read(client: WanClient, wan: FakeWanSer
     assert {page["page_size"] for page in pages} == {"100"}
 
 
+async def test_a_list_cut_at_its_page_limit_says_so(client: WanClient, wan: FakeWanServer) -> None:
+    wan.list_page_size = 1
+    for _ in range(3):
+        await client.create(REQUEST)
+    tasks, complete = await client.list_all_tasks(max_pages=2)
+    assert len(tasks) == 2 and not complete
+    tasks, complete = await client.list_all_tasks(max_pages=5)
+    assert len(tasks) == 3 and complete
+
+
 async def test_a_list_that_ignores_paging_is_read_once(
     client: WanClient, wan: FakeWanServer
 ) -> None:
