@@ -30,8 +30,7 @@ import discord
 from discord.ext import commands
 from dotenv import load_dotenv
 
-from core.app import Services, build_services, tracker_config
-from core.app import api_client as make_client
+from core.app import Services, build_services
 from core.config import ConfigError, Settings, config_warnings
 from core.logging_setup import configure_logging
 from core.loop_lag import LoopLagProbe
@@ -52,7 +51,7 @@ from discord_side.views import DeleteButton, RerollButton
 log = logging.getLogger("bot")
 
 # Imported from here by bench/restart.py and tests/test_config.py (they predate core.app).
-__all__ = ["WanBot", "main", "make_client", "run", "tracker_config"]
+__all__ = ["WanBot", "main", "run"]
 
 
 class StartupError(Exception):

@@ -70,6 +70,17 @@ def percentile(values: Sequence[float], share: float) -> float:
     return ordered[index]
 
 
+def most_in_window(times: Sequence[float], window: float) -> int:
+    """The most of ``times`` that fall in any half-open window ``[t, t + window)``."""
+    ordered = sorted(times)
+    most, first = 0, 0
+    for last, at in enumerate(ordered):
+        while at - ordered[first] >= window:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
 def memory_kib(pid: int | str = "self") -> dict[str, int]:
     """``VmRSS`` and ``VmHWM`` (peak RSS) of a process, in KiB."""
     found: dict[str, int] = {}

@@ -92,7 +92,6 @@ async def worker(args: argparse.Namespace) -> None:
     from core.app import build_services
     from core.config import Settings
     from core.store import Store
-    from core.tracker import VideoSource
     from discord_side.endpoint import point_discord_at
 
     config = json.loads(args.worker)
@@ -132,7 +131,7 @@ async def worker(args: argparse.Namespace) -> None:
                     return video.size
 
             async def deliver() -> int:
-                return await bot.delivery.deliver(job, VideoSource(bot.tracker, job))
+                return await bot.delivery.deliver(job, bot.tracker.video_source(job))
 
             phases.append(await measure("download", download))
             phases.append(await measure("delivery", deliver))

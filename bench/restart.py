@@ -10,7 +10,7 @@ subprocess in manual mode: tasks move only when told), ``running`` ones are IN_P
 ``completed`` ones COMPLETED with a result URL, so the API agrees with the database.
 
 Measured, each time in a fresh process (``python -m bench.restart --worker``) that opens the store
-and builds the tracker exactly as bot.py does (production TrackerConfig, 8 req/s API budget):
+and builds the tracker exactly as bot.py does (``tracker_config(settings)``, 8 req/s API budget):
 
 1. scheduling only: ``await Tracker.start()`` (read every unfinished job, put each back in the
    scheduler), then ``Tracker.stop()`` with no await in between, so the scheduler loop never
@@ -21,7 +21,8 @@ and builds the tracker exactly as bot.py does (production TrackerConfig, 8 req/s
 2. loop running (``--run-seconds`` > 0, the default): start() again in a fresh process, then the
    loop runs for that long against the fake API, which answers. The Discord side is a stub that
    returns at once (nothing is downloaded or posted). Printed: API requests by kind against the
-   budget (WAN_BURST + WAN_MAX_RPS × seconds), deliveries made out of the completed jobs waiting,
+   budget (WAN_MAX_RPS in each window of ``core.ratelimit.WINDOW_SECONDS``), deliveries made out
+   of the completed jobs waiting,
    the process's CPU seconds and longest loop stall, and the jobs per state afterwards.
 
 ``--submitting N`` leaves N jobs in ``submitting`` and shares the rest evenly over the other four
@@ -35,6 +36,7 @@ import argparse
 import asyncio
 import gc
 import json
+import math
 import random
 import sqlite3
 import subprocess
@@ -62,9 +64,9 @@ from bench._support import (
 )
 from core.jobs import Job, JobOrigin, JobState, new_job_id
 from core.quota import job_cost
-from core.ratelimit import RateLimiter
+from core.ratelimit import WINDOW_SECONDS, RateLimiter
 from core.store import NewJob, QuotaLimits, Store
-from core.tracker import Tracker, VideoSource
+from core.tracker import VideoSource
 from core.wan import WanClient
 
 STATES = (
@@ -207,7 +209,7 @@ def request_counter(counts: Counter[str]) -> aiohttp.TraceConfig:
 
 
 async def worker(args: argparse.Namespace) -> None:
-    from bot import make_client, tracker_config
+    from core.app import build_services
     from core.config import Settings
 
     settings = Settings.from_env(
@@ -225,9 +227,7 @@ async def worker(args: argparse.Namespace) -> None:
         aiohttp.ClientSession(trace_configs=[trace]) as session,
         Store.open(settings.database_path) as store,
     ):
-        tracker = Tracker(
-            store, make_client(settings, session), session, config=tracker_config(settings)
-        )
+        tracker = build_services(settings, store, session).tracker
         events = StubEvents()
         tracker.set_events(events)
         gc.collect()
@@ -319,7 +319,8 @@ async def main(args: argparse.Namespace) -> None:
             if args.run_seconds > 0:
                 second = await asyncio.to_thread(run_worker, db, base_url, args.run_seconds)
                 requests = second["requests"]
-                budget = 40 + 8 * args.run_seconds  # WAN_BURST + WAN_MAX_RPS × seconds
+                # WAN_MAX_RPS in each window (a second and its margin) the run began.
+                budget = 8 * math.ceil(args.run_seconds / WINDOW_SECONDS)
                 waiting = plan.count(JobState.COMPLETED)
                 print(
                     f"restart, loop running {args.run_seconds:g} s against the fake API"

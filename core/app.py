@@ -8,7 +8,6 @@ background work: the bot starts the tracker once its Discord side is registered.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ from core.moderation import Moderation
 from core.ratelimit import RateLimiter
 from core.service import VideoService
 from core.store import Store
-from core.tracker import Tracker, TrackerConfig
+from core.tracker import Tracker
+from core.tracker_config import tracker_config
 from core.wan import WanClient
 from core.webhooks import webhook_url_source
 
@@ -52,7 +52,8 @@ def build_services(
 ) -> Services:
     metrics = metrics if metrics is not None else Metrics()
     client = api_client(settings, session)
-    tracker = _tracker(settings, store, client, session, clock)
+    webhook_url = webhook_url_source(settings)
+    tracker = _tracker(settings, store, client, session, clock, webhook_url)
     service = VideoService(settings, store, tracker, clock=clock, metrics=metrics)
     return Services(
         settings=settings,
@@ -62,7 +63,7 @@ def build_services(
         tracker=tracker,
         service=service,
         moderation=Moderation(settings, store, service, clock=clock),
-        webhook_url=webhook_url_source(settings),
+        webhook_url=webhook_url,
         metrics=metrics,
     )
 
@@ -84,6 +85,7 @@ def _tracker(
     client: WanClient,
     session: aiohttp.ClientSession,
     clock: Callable[[], float],
+    webhook_url: Callable[[Job], str | None] | None,
 ) -> Tracker:
     return Tracker(
         store,
@@ -92,15 +94,5 @@ def _tracker(
         webhooks=settings.webhooks_enabled,
         config=tracker_config(settings),
         clock=clock,
+        webhook_url=webhook_url,  # each job's URL, derived at submit time (never stored)
     )
-
-
-def tracker_config(settings: Settings) -> TrackerConfig:
-    """The tracker's timing, with the operator's overrides from the environment."""
-    config = TrackerConfig(
-        lag_target=settings.poll_lag_seconds, reconcile_grace=settings.reconcile_grace_seconds
-    )
-    expected = settings.expected_run_seconds
-    if expected is not None:
-        config = dataclasses.replace(config, default_expected=lambda _d, _r: expected)
-    return config

@@ -35,7 +35,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "JOB_DEADLINE_SECONDS",
     "WAN_MAX_RPS",
     "WAN_BURST",
-    "TRACKER_EXPECTED_SECONDS",
+    "WAN_KEY_DEDICATED",
     "TRACKER_LAG_SECONDS",
     "TRACKER_RECONCILE_GRACE_SECONDS",
     "STATUS_EDIT_INTERVAL_SECONDS",
@@ -83,10 +83,11 @@ class Settings:
     job_deadline_seconds: int = 1800
     api_max_rps: float = 8.0
     api_burst: int = 40
-    # Run time expected before any is learned (None: 60 s + 12 s × duration), how soon after a
-    # task finishes the bot should notice (the spacing of reads near the expected finish), the
+    # The operator says no other tool uses this API key, so an unowned task the API lists after
+    # a create of unknown outcome may be adopted (otherwise only a webhook proves it is ours).
+    wan_key_dedicated: bool = False
+    # How soon after a task finishes the bot aims to notice it (while the budget allows), the
     # wait before a create of unknown outcome is reconciled, and the pause between status edits.
-    expected_run_seconds: float | None = None
     poll_lag_seconds: float = 3.0
     reconcile_grace_seconds: float = 30.0
     status_edit_interval: float = 5.0
@@ -239,9 +240,7 @@ class Settings:
             ),
             api_max_rps=parsed("WAN_MAX_RPS", 8.0, positive_float, "a number > 0"),
             api_burst=parsed("WAN_BURST", 40, positive_int, "a whole number > 0"),
-            expected_run_seconds=parsed(
-                "TRACKER_EXPECTED_SECONDS", None, positive_float, "a number of seconds > 0"
-            ),
+            wan_key_dedicated=parsed("WAN_KEY_DEDICATED", False, boolean, "true or false"),
             poll_lag_seconds=parsed(
                 "TRACKER_LAG_SECONDS", 3.0, positive_float, "a number of seconds > 0"
             ),

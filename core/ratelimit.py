@@ -1,14 +1,22 @@
-"""One process-wide async rate limiter for every call to the WAN API.
+"""One process-wide async rate limiter for every call to the WAN API, and the pace it keeps.
 
 The API limits per IP (bursts of 50/s, 10/s sustained), so every request the bot makes - creates,
-polls, lists, retries - must share one budget. This is a token bucket written as GCRA ("generic
-cell rate algorithm"): instead of counting tokens it keeps the *theoretical arrival time* of the
-next request and hands each caller a slot. A caller computes its wait once and sleeps once; no
-loop polls for free tokens and no lock is needed, because nothing awaits between reading and
-updating the state.
+reads, lists, retries - shares one budget. Two rules, both kept by :class:`Pace`:
 
-When the API answers 429 with ``Retry-After``, :meth:`RateLimiter.pause_for` holds everyone off
-until then, and traffic restarts at the sustained rate (no burst straight into a limit we just hit).
+- at most ``rate`` requests in any one-second window (a log of the last ``⌊rate⌋`` start times:
+  the next may start ``WINDOW_SECONDS`` after the oldest of them - a little over a second, so
+  that a few milliseconds of jitter on the way cannot put one request too many into a second as
+  the API counts them);
+- at most ``burst`` back to back: a token bucket written as GCRA ("generic cell rate
+  algorithm"), which keeps the *theoretical arrival time* of the next request instead of
+  counting tokens. It matters only when ``burst`` is below ``rate``.
+
+A caller is handed a slot (possibly in the future) and sleeps once; no loop polls for free tokens
+and no lock is needed, because nothing awaits between reading and updating the state.
+
+When the API answers 429 with ``Retry-After``, :meth:`RateLimiter.pause_for` holds off the kind
+of call that was refused (creates, reads or lists), so that a long pause on creates does not stop
+the bot from reading tasks that are done.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
@@ -24,12 +33,55 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
+ANY = "*"  # a pause for every kind of call
+WINDOW_SECONDS = 1.1  # the one-second window, with a margin for the time a request takes to go
 # Slots are sums of many 1/rate steps; float drift must not turn "now" into a 1e-13 s sleep.
 _EPSILON = 1e-9
 
 
+class Pace:
+    """The arithmetic of the budget, without waiting: when may the next request start?
+
+    :meth:`next_start` answers without reserving; :meth:`take` reserves the slot it returns.
+    Slots are handed out in order, so a slot taken for the future holds back every later one.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError("rate must be a positive number of requests per second")
+        if burst < 1:
+            raise ValueError("burst must be at least 1")
+        self.rate = rate
+        self.burst = burst
+        self._interval = 1.0 / rate
+        # How far ahead of "now" the schedule may run before callers wait: the burst allowance.
+        self._tolerance = (burst - 1) * self._interval
+        self._tat = -math.inf  # theoretical arrival time of the next request at the steady rate
+        # Below 1/s the window stretches: one request per 1/rate seconds.
+        self._per_window = max(1, math.floor(rate))
+        self._window = max(WINDOW_SECONDS, WINDOW_SECONDS / rate)
+        self._starts: deque[float] = deque(maxlen=self._per_window)
+
+    def next_start(self, now: float) -> float:
+        slot = max(now, self._tat - self._tolerance)
+        if self._starts:
+            slot = max(slot, self._starts[-1])  # never before a slot already handed out
+            if len(self._starts) == self._per_window:
+                slot = max(slot, self._starts[0] + self._window)
+        return slot
+
+    def take(self, now: float) -> float:
+        slot = self.next_start(now)
+        self._tat = max(self._tat, slot) + self._interval
+        self._starts.append(slot)
+        return slot
+
+    def __repr__(self) -> str:
+        return f"Pace(rate={self.rate:g}, burst={self.burst})"
+
+
 class RateLimiter:
-    """Token bucket: ``rate`` requests per second sustained, up to ``burst`` at once.
+    """``rate`` requests per second at most in any second, ``burst`` at most back to back.
 
     ``clock`` (monotonic seconds) and ``sleep`` are injectable so tests run without real waits.
     A caller cancelled while waiting gives up its slot: the limiter errs on the slow side.
@@ -43,49 +95,47 @@ class RateLimiter:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if not (math.isfinite(rate) and rate > 0):
-            raise ValueError("rate must be a positive number of requests per second")
-        if burst < 1:
-            raise ValueError("burst must be at least 1")
+        self._pace = Pace(rate, burst)
         self.rate = rate
         self.burst = burst
         self._clock = clock
         self._sleep = sleep
-        self._interval = 1.0 / rate
-        # How far ahead of "now" the schedule may run before callers wait: the burst allowance.
-        self._tolerance = (burst - 1) * self._interval
-        self._tat = clock()  # theoretical arrival time of the next request at the sustained rate
-        self._paused_until = -math.inf
+        self._paused: dict[str, float] = {}
 
-    @property
-    def paused_until(self) -> float:
-        """The clock time before which no request may start (``-inf`` when never paused)."""
-        return self._paused_until
+    def paused_until(self, kind: str = ANY) -> float:
+        """The clock time before which no call of ``kind`` may start (``-inf``: not paused)."""
+        return max(self._paused.get(ANY, -math.inf), self._paused.get(kind, -math.inf))
 
-    async def acquire(self) -> None:
+    def pause_remaining(self, kind: str = ANY) -> float:
+        """Seconds from now until calls of ``kind`` may start again (0 when not paused)."""
+        return max(self.paused_until(kind) - self._clock(), 0.0)
+
+    async def acquire(self, kind: str = ANY) -> None:
         """Wait for this caller's slot. Usually one computed sleep (or none)."""
         while True:
             now = self._clock()
-            slot = max(now, self._tat - self._tolerance, self._paused_until)
-            self._tat = max(self._tat, slot) + self._interval
+            paused = self.paused_until(kind)
+            if paused > now + _EPSILON:
+                await self._sleep(paused - now)
+                continue
+            slot = self._pace.take(now)
             delay = slot - now
             if delay <= _EPSILON:
                 return
             await self._sleep(delay)
             # A pause that arrived while we slept outranks the slot we reserved: queue again.
-            if self._paused_until <= self._clock():
+            if self.paused_until(kind) <= self._clock():
                 return
 
-    def pause_for(self, seconds: float) -> None:
-        """Hold every caller off for ``seconds`` from now (e.g. a 429's Retry-After)."""
+    def pause_for(self, seconds: float, kind: str = ANY) -> None:
+        """Hold calls of ``kind`` off for ``seconds`` from now (e.g. a 429's Retry-After)."""
         if math.isfinite(seconds) and seconds > 0:
-            self.pause_until(self._clock() + seconds)
+            self.pause_until(self._clock() + seconds, kind)
 
-    def pause_until(self, deadline: float) -> None:
-        """Hold every caller off until ``deadline`` (limiter clock). Pauses only ever extend."""
-        if deadline <= self._paused_until:
+    def pause_until(self, deadline: float, kind: str = ANY) -> None:
+        """Hold calls of ``kind`` off until ``deadline`` (limiter clock). Pauses only extend."""
+        if deadline <= self._paused.get(kind, -math.inf):
             return
-        self._paused_until = deadline
-        # Restart at the sustained rate after the pause: the burst allowance is spent.
-        self._tat = max(self._tat, deadline + self._tolerance)
-        log.warning("WAN API rate limit: pausing all requests for %.1fs", deadline - self._clock())
+        self._paused[kind] = deadline
+        what = "all requests" if kind == ANY else f"{kind} requests"
+        log.warning("WAN API rate limit: pausing %s for %.1fs", what, deadline - self._clock())

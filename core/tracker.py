@@ -1,60 +1,60 @@
-"""The tracker: one scheduler that submits, polls, reconciles and delivers every job.
+"""The tracker: the job workflow - submit, read, reconcile, deliver - on one scheduler.
 
-There is no sleeping task per job. Each unfinished job has at most one pending *action*
-(submit, poll, reconcile, deliver) with a due time in a heap; one loop pops what is due and runs
-it on a bounded pool. Each action reads the job from the store, writes its transition *before*
-the side effect that depends on it, and schedules the job's next action. So after a crash the
-database alone says what to do next, and :meth:`Tracker.start` resumes every unfinished job.
+There is no sleeping task per job. Each unfinished job has at most one pending *action* in one of
+the scheduler's lanes (``core.scheduling``); the scheduler starts what is due within the API
+budget and two bounded pools. Each action reads the job from the store, writes its transition
+*before* the side effect that depends on it, and queues the job's next action. So after a crash
+the database alone says what to do next, and :meth:`Tracker.start` resumes every unfinished job.
 
-Polling is adaptive: the first read comes shortly before the expected finish (learned from
-recent completions of the same duration and resolution), then reads tighten to ``lag_target``
-apart, and back off when the task runs long or the API struggles. With webhooks on, a
-notification wakes the job at once and polling is only a slow fallback.
+The API budget (``WAN_MAX_RPS``/``WAN_BURST``) is spent in this order: reads the poll planner
+(``core.polling``) finds worth their cost, lists (one serves every job reconciling), creates,
+then the reads that keep every task within ``TRACKER_LAG_SECONDS`` of being noticed; while
+creates or lists wait, reads take at most their share, so those always have headroom. The
+run-time model (``core.runtimes``) learns from every completion, re-plans the reads of tasks in
+flight when it moves, and gives status messages an ETA once it has earned one. A 429 holds off
+only the kind of call it refused.
 
-A submit whose outcome is unknown (the POST may have reached the API) is never repeated blindly:
-the job stays ``submitting`` and is *reconciled* through the list operation: a task the API
-lists that no job owns is adopted when exactly one job is waiting for one; if none appears the
-job is submitted again; if it is ambiguous the job fails and is refunded (never a second paid task).
+Any unexpected exception in a job's action fails the job (refunded, the member told): a job is
+never left stuck. A create of unknown outcome is reconciled (``core.reconcile``), never repeated
+blindly.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import heapq
-import itertools
 import logging
-import statistics
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, suppress
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 
+from core.deliveries import Deliveries, VideoSource
 from core.jobs import Job, JobState
-from core.media import DownloadedVideo, MediaDownloadError, download_video
+from core.notices import JobEvents, Notices, Progress
+from core.polling import PollPlanner, Watch
+from core.ratelimit import Pace
+from core.reads import Reads
+from core.runtimes import RunTimeModel
+from core.scheduling import AllGates, Backoff, DueQueue, Hold, Lane, Pool, Scheduler, Share
 from core.store import AuditRecord, Store
+from core.submissions import Submissions
+from core.tracker_config import TrackerConfig, tracker_config
 from core.wan import (
+    CREATE,
+    LIST,
+    READ,
     Task,
-    TaskStatus,
     WanClient,
-    WanError,
-    WanNotFound,
-    WanOperatorError,
-    WanSubmitUnknown,
-    WanUserError,
 )
 from core.webhooks import token_digest
 
+__all__ = ["JobEvents", "Progress", "Tracker", "TrackerConfig", "VideoSource", "tracker_config"]
+
 log = logging.getLogger(__name__)
 
-
-API_POOL = "api"
-DELIVERY_POOL = "delivery"
+UNEXPECTED = "something went wrong on our side; you were not charged"
 
 
 class Action(enum.Enum):
@@ -62,88 +62,6 @@ class Action(enum.Enum):
     POLL = "poll"
     RECONCILE = "reconcile"
     DELIVER = "deliver"
-
-
-class VideoSource:
-    """What a delivery callback gets: the result URL and a way to stream it to a temp file."""
-
-    def __init__(self, tracker: Tracker, job: Job) -> None:
-        self._tracker = tracker
-        self.job = job
-        self.url = job.result_url or ""
-
-    async def download(self, max_bytes: int) -> DownloadedVideo:
-        """Download the result (raises core.media errors). Refreshes an expired signed URL once."""
-        try:
-            return await self._tracker._download(self.url, max_bytes, self.job.id)
-        except MediaDownloadError as exc:
-            if not exc.expired or self.job.task_id is None:
-                raise
-            task = await self._tracker.client.get(self.job.task_id)
-            if not task.generated:
-                raise
-            self.url = task.generated[0]
-            return await self._tracker._download(self.url, max_bytes, self.job.id)
-
-    def open(self, max_bytes: int) -> AbstractAsyncContextManager[DownloadedVideo]:
-        return _Opened(self, max_bytes)
-
-
-class _Opened(AbstractAsyncContextManager[DownloadedVideo]):
-    def __init__(self, source: VideoSource, max_bytes: int) -> None:
-        self._source = source
-        self._max_bytes = max_bytes
-        self._video: DownloadedVideo | None = None
-
-    async def __aenter__(self) -> DownloadedVideo:
-        self._video = await self._source.download(self._max_bytes)
-        return self._video
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._video is not None:
-            self._video.cleanup()
-
-
-class JobEvents(Protocol):
-    """What the Discord side registers: told of every change, and asked to deliver."""
-
-    async def job_changed(self, job: Job) -> None:
-        """A job moved to a new state (update its status message; tell the user on failure)."""
-
-    async def deliver(self, job: Job, video: VideoSource) -> int:
-        """Post the result; return the delivered message's id. Must be idempotent per job."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class TrackerConfig:
-    lag_target: float = 3.0  # how soon after completion we want to notice it (seconds)
-    default_expected: Callable[[int, str], float] = field(
-        default=lambda duration, resolution: 60.0 + 12.0 * duration
-    )
-    first_poll_fraction: float = 0.85  # first read at this share of the expected run time
-    webhook_fallback_factor: float = 2.0  # with webhooks, first read at expected × this
-    webhook_poll_interval: float = 60.0
-    max_poll_interval: float = 60.0
-    error_backoff_base: float = 5.0
-    error_backoff_cap: float = 120.0
-    reconcile_grace: float = 30.0  # let the API's list catch up before deciding a POST was lost
-    delivery_attempts: int = 8
-    delivery_backoff_base: float = 5.0
-    delivery_backoff_cap: float = 600.0
-    download_timeout: float = 300.0
-    concurrency: int = 32  # actions that call the API at once (the rate limiter paces them)
-    delivery_concurrency: int = 8  # deliveries at once (downloads and Discord uploads)
-    history_size: int = 20
-    notify_window: float = 7 * 86_400.0  # re-send endings not told for up to a week
-
-
-@dataclass(order=True, slots=True)
-class _Entry:
-    due: float
-    seq: int
-    job_id: str = field(compare=False)
-    action: Action = field(compare=False)
 
 
 class Tracker:
@@ -157,49 +75,104 @@ class Tracker:
         config: TrackerConfig | None = None,
         clock: Callable[[], float] = time.time,
         download_dir: Path | None = None,
+        webhook_url: Callable[[Job], str | None] | None = None,
     ) -> None:
         self.store = store
         self.client = client
-        self._session = session
-        self._webhooks = webhooks
-        self.config = config or TrackerConfig()
+        cfg = self.config = config or TrackerConfig()
         self._clock = clock
-        self._download_dir = download_dir
-        self._events: JobEvents | None = None
-        self._heaps: dict[str, list[_Entry]] = {API_POOL: [], DELIVERY_POOL: []}
-        self._capacity = {
-            API_POOL: self.config.concurrency,
-            DELIVERY_POOL: self.config.delivery_concurrency,
+        self.model = RunTimeModel(trust_after=cfg.trust_after, window=cfg.model_window)
+        self.planner = PollPlanner(
+            self.model,
+            lag=cfg.lag_target,
+            relative_lag=cfg.relative_lag,
+            read_cost=cfg.read_cost,
+            rare_chance=cfg.rare_chance,
+            webhooks=webhooks,
+            webhook_interval=cfg.webhook_poll_interval,
+        )
+        self._queues: dict[Action, DueQueue[str, None]] = {
+            action: DueQueue() for action in (Action.SUBMIT, Action.RECONCILE, Action.DELIVER)
         }
-        self._busy = dict.fromkeys(self._capacity, 0)
-        self._pending: dict[str, _Entry] = {}  # job id → its one live heap entry
+        self._scheduler = Scheduler(self._lanes(), clock=clock)
+        self._notices = Notices(self._mark_told)
         self._running: set[str] = set()
         self._rewake: set[str] = set()
-        self._seq = itertools.count()
-        self._wakeup = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._loop_task: asyncio.Task[None] | None = None
-        self._run_times: dict[tuple[int, str], deque[float]] = {}
-        self._seeded: set[tuple[int, str]] = set()
-        self._errors_in_a_row: dict[str, int] = defaultdict(int)
-        self._submitting_now: set[str] = set()
-        self._notices: dict[str, asyncio.Task[None]] = {}  # job id → its latest notice
+        self._backoff = Backoff(cfg.error_backoff_base, cfg.error_backoff_cap)
+        self.submissions = Submissions(
+            self,
+            store,
+            client,
+            cfg,
+            webhooks=webhooks,
+            webhook_url=webhook_url,
+            clock=clock,
+            backoff=self._backoff,
+            tasks=self._scheduler.tasks,
+        )
+        self.reads = Reads(self, store, client, self.planner, clock=clock, backoff=self._backoff)
+        self.deliveries = Deliveries(
+            self, store, client, session, cfg, self._notices, clock=clock, download_dir=download_dir
+        )
+        self._started = False
+
+    def _lanes(self) -> list[Lane[str, Any]]:
+        cfg = self.config
+        api, deliveries = Pool("api", cfg.concurrency), Pool("delivery", cfg.delivery_concurrency)
+        # Reconciles take turns on one listing: one at a time, so they never fill the API pool.
+        reconciling = Pool("reconcile", 1)
+        total = Pace(cfg.max_rps, cfg.burst)
+        # Reads take at most their share while creates or lists wait, else the whole budget.
+        share = Share(Pace(cfg.read_rps, cfg.burst), self._others_waiting)
+        reads = AllGates(share, total, self._hold(READ))
+
+        def start(action: Action) -> Callable[[str, Any], Coroutine[Any, Any, None] | None]:
+            return lambda job_id, _value: self._begin(job_id, action)
+
+        creates = AllGates(total, self._hold(CREATE))
+        # One listing serves every reconcile due (most make no request): not charged per start;
+        # the listing itself waits in the client's limiter like any request.
+        lists = self._hold(LIST)
+        queues = self._queues
+        return [  # in priority order
+            Lane("read", self.planner.valuable, api, start(Action.POLL), reads),
+            Lane(
+                "reconcile", queues[Action.RECONCILE], reconciling, start(Action.RECONCILE), lists
+            ),
+            Lane("submit", queues[Action.SUBMIT], api, start(Action.SUBMIT), creates),
+            Lane("read-lag", self.planner.guaranteed, api, start(Action.POLL), reads),
+            Lane("deliver", queues[Action.DELIVER], deliveries, start(Action.DELIVER)),
+        ]
+
+    def _hold(self, kind: str) -> Hold:
+        return Hold(lambda: self.client.held_for(kind))
+
+    def _others_waiting(self, now: float) -> bool:
+        """Creates or lists are due and not held off by the API."""
+        for action, kind in ((Action.SUBMIT, CREATE), (Action.RECONCILE, LIST)):
+            due = self._queues[action].first_due()
+            if due is not None and due <= now and self.client.held_for(kind) <= 0.0:
+                return True
+        return False
 
     # ----------------------------------------------------------------- lifecycle
 
     def set_events(self, events: JobEvents) -> None:
-        self._events = events
+        self._notices.events = events
 
     async def start(self) -> int:
         """Resume every unfinished job from the store; return how many were scheduled."""
+        # Enough of the latest completions to fill the model's window of every kind, mostly.
+        history = await self.store.recent_completions(18 * self.config.model_window)
+        self.model.load(reversed(history))
         jobs = await self.store.unfinished_states()  # ids and states only: cheap for 10,000s
         now = self._clock()
         for job_id, state in jobs:
             self._resume(job_id, state, now)
         for ended in await self.store.unnotified_endings(now - self.config.notify_window):
-            await self._changed(ended)  # told before the restart? the nonce avoids a repeat
-        self._loop_task = asyncio.create_task(self._run(), name="tracker")
-        self._loop_task.add_done_callback(_log_crash)
+            self._notices.send(ended)  # told before the restart? the nonce avoids a repeat
+        self._scheduler.start("tracker")
+        self._started = True
         log.info("tracker started with %d unfinished job(s)", len(jobs))
         return len(jobs)
 
@@ -208,182 +181,186 @@ class Tracker:
 
         Notices already under way get ``grace`` seconds to reach Discord first.
         """
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
-            self._loop_task = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        notices = list(self._notices.values())
-        if notices:
-            _done, late = await asyncio.wait(notices, timeout=grace)
-            for notice in late:
-                notice.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
-        log.info("tracker stopped")
-
-    def stats(self) -> dict[str, Any]:
-        return {"scheduled": len(self._pending), "running": len(self._running)}
-
-    def _schedule_resumed(self, job: Job, now: float) -> None:
-        self._resume(job.id, job.state, now)
-
-    def _resume(self, job_id: str, state: JobState, now: float) -> None:
-        """Schedule what a job in ``state`` needs next (the database says; nothing else)."""
-        match state:
-            case JobState.RESERVED:
-                self.schedule(job_id, Action.SUBMIT, now)
-            case JobState.SUBMITTING:
-                self.schedule(job_id, Action.RECONCILE, now)
-            case JobState.SUBMITTED | JobState.RUNNING:
-                self.schedule(job_id, Action.POLL, now)
-            case JobState.COMPLETED:
-                self.schedule(job_id, Action.DELIVER, now)
-            case _:
-                pass
-
-    # ----------------------------------------------------------------- scheduling
-
-    def schedule(self, job_id: str, action: Action, due: float) -> None:
-        """Set the job's one pending action (replacing any other)."""
-        entry = _Entry(due, next(self._seq), job_id, action)
-        self._pending[job_id] = entry
-        heap = self._heaps[_pool(action)]
-        heapq.heappush(heap, entry)
-        if heap[0] is entry:
-            self._wakeup.set()
-
-    def enqueue(self, job: Job) -> None:
-        """A freshly accepted job: submit it now."""
-        self.schedule(job.id, Action.SUBMIT, self._clock())
-
-    def wake(self, job_id: str, action: Action = Action.POLL) -> None:
-        """Act on the job now (a webhook said it changed)."""
-        if job_id in self._running:
-            self._rewake.add(job_id)
-            return
-        current = self._pending.get(job_id)
-        if current is not None and current.action is not Action.POLL:
-            action = current.action  # never turn a pending submit/deliver into a poll
-        self.schedule(job_id, action, self._clock())
-
-    def forget(self, job_id: str) -> None:
-        self._pending.pop(job_id, None)
-
-    async def _run(self) -> None:
-        # Two pools, so that deliveries (Discord) never wait behind API calls held up by the
-        # API's rate limit, and the other way round. A pool at capacity is simply not popped.
-        while True:
-            now = self._clock()
-            next_due: float | None = None
-            for pool, heap in self._heaps.items():
-                while heap and heap[0].due <= now and self._busy[pool] < self._capacity[pool]:
-                    self._start(heapq.heappop(heap), pool)
-                if heap and self._busy[pool] < self._capacity[pool]:
-                    due = heap[0].due
-                    next_due = due if next_due is None else min(next_due, due)
-            timeout = None if next_due is None else max(next_due - now, 0.0)
-            self._wakeup.clear()
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
-
-    def _start(self, entry: _Entry, pool: str) -> None:
-        if self._pending.get(entry.job_id) is not entry:
-            return  # superseded
-        del self._pending[entry.job_id]
-        if entry.job_id in self._running:
-            self._rewake.add(entry.job_id)  # acted on again when its current action ends
-            return
-        self._busy[pool] += 1
-        self._running.add(entry.job_id)
-        task = asyncio.create_task(self._perform(entry, pool), name=f"job-{entry.job_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(_log_crash)
-
-    async def _perform(self, entry: _Entry, pool: str) -> None:
-        try:
-            job = await self.store.get_job(entry.job_id)
-            if job is None or job.state.is_finished:
-                return
-            match entry.action:
-                case Action.SUBMIT:
-                    await self._submit(job)
-                case Action.POLL:
-                    await self._poll(job)
-                case Action.RECONCILE:
-                    await self._reconcile(job)
-                case Action.DELIVER:
-                    await self._deliver(job)
-        finally:
-            self._running.discard(entry.job_id)
-            self._busy[pool] -= 1
-            self._wakeup.set()  # a slot is free
-            if entry.job_id in self._rewake:
-                self._rewake.discard(entry.job_id)
-                if entry.job_id not in self._pending:
-                    latest = await self.store.get_job(entry.job_id)
-                    if latest is not None and not latest.state.is_finished:
-                        self._schedule_resumed(latest, self._clock())
-
-    # ----------------------------------------------------------------- transitions
-
-    async def _changed(self, job: Job) -> None:
-        """Tell the Discord side, without making the scheduler wait for Discord.
-
-        Notices of one job run one after another, in order; a failed or cancelled job is marked
-        as told only once the notice went out (otherwise :meth:`start` sends it again).
-        """
-        if self._events is None:
-            return
-        previous = self._notices.get(job.id)
-        notice = asyncio.create_task(self._notify_after(previous, job), name=f"notice-{job.id}")
-        self._notices[job.id] = notice
-        notice.add_done_callback(lambda done: self._notice_done(job.id, done))
+        await self._scheduler.stop()  # its runs, and the notices of a long hold
+        await self._notices.close(grace)
+        if self._started:
+            log.info("tracker stopped")
+        self._started = False
 
     async def notices_sent(self) -> None:
         """Wait until every notice under way has been handled (tests, shutdown)."""
-        while self._notices:
-            await asyncio.wait(list(self._notices.values()))
+        await self._notices.sent()
 
-    def _notice_done(self, job_id: str, notice: asyncio.Task[None]) -> None:
-        if self._notices.get(job_id) is notice:
-            del self._notices[job_id]
+    def stats(self) -> dict[str, Any]:
+        scheduled = self.planner.pending + sum(len(queue) for queue in self._queues.values())
+        return {"scheduled": scheduled, "running": len(self._running)}
 
-    async def _notify_after(self, previous: asyncio.Task[None] | None, job: Job) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])
-        assert self._events is not None
-        try:
-            await self._events.job_changed(job)
-        except Exception:
-            log.exception("job %s: telling Discord about %s failed", job.id, job.state.value)
+    def video_source(self, job: Job) -> VideoSource:
+        """The result of a completed job, as a delivery gets it."""
+        return self.deliveries.source(job)
+
+    def progress(self, job: Job) -> Progress:
+        """What the job's status message shows besides its state."""
+        if job.state.is_in_flight and job.submitted_at is not None:
+            estimate = self.model.estimate(job.request.resolution, job.request.duration)
+            return Progress(job.submitted_at, estimate.median if estimate.trusted else None)
+        if job.state is JobState.RESERVED:
+            due = self._queues[Action.SUBMIT].due(job.id)
+            held = self.submissions.waiting_until(job, due)
+            if held is not None:
+                return Progress(job.created_at, None, *held)
+        return Progress(job.created_at)
+
+    # ----------------------------------------------------------------- scheduling
+
+    def enqueue(self, job: Job) -> None:
+        """A freshly accepted job: submit it now."""
+        self._schedule(job.id, Action.SUBMIT, self._clock())
+
+    def wake(self, job_id: str) -> None:
+        """Act on the job now (a webhook said it changed): its pending action, or a read."""
+        if job_id in self._running:
+            self._rewake.add(job_id)
             return
-        if job.state in (JobState.FAILED, JobState.CANCELLED):
-            await self.store.mark_user_notified(job.id, self._clock())
+        for queue in self._queues.values():
+            if job_id in queue:
+                queue.put(job_id, self._clock(), None)
+                self._scheduler.wake()
+                return
+        watch = self.planner.get(job_id) or Watch(job_id)
+        self.planner.read_at(watch, self._clock())
+        self._scheduler.wake()
 
-    async def fail(self, job: Job, reason: str, *, state: JobState = JobState.FAILED) -> Job | None:
-        """Fail (or cancel) a job: refunded once, forgotten, and the user told."""
-        updated = await self.store.transition(job.id, state, self._clock(), error=reason[:500])
-        self.forget(job.id)
-        if updated is not None:
-            log.info("job %s %s: %s", job.id, state.value, reason)
-            await self._changed(updated)
-        return updated
+    def _schedule(self, job_id: str, action: Action, due: float) -> None:
+        """Set the job's one pending action (replacing any other)."""
+        self._unqueue(job_id)
+        self._queues[action].put(job_id, due, None)
+        self._scheduler.wake()
+
+    def _unqueue(self, job_id: str) -> None:
+        for queue in self._queues.values():
+            queue.remove(job_id)
+        self.planner.unqueue(job_id)
+
+    def _forget(self, job_id: str) -> None:
+        self._unqueue(job_id)
+        self.planner.forget(job_id)
+        self._backoff.reset(job_id)
+        self.submissions.forget(job_id)
+
+    def _resume(self, job_id: str, state: JobState, now: float) -> None:
+        """Queue what a job in ``state`` needs next (the database says; nothing else)."""
+        match state:
+            case JobState.RESERVED:
+                self._schedule(job_id, Action.SUBMIT, now)
+            case JobState.SUBMITTING:
+                self._schedule(job_id, Action.RECONCILE, now)
+            case JobState.SUBMITTED | JobState.RUNNING:
+                self._unqueue(job_id)
+                self.planner.resume(job_id, now)
+                self._scheduler.wake()
+            case JobState.COMPLETED:
+                self._schedule(job_id, Action.DELIVER, now)
+            case _:
+                self._forget(job_id)
+
+    def _begin(self, job_id: str, action: Action) -> Coroutine[Any, Any, None] | None:
+        if job_id in self._running:
+            self._rewake.add(job_id)  # acted on again when its current action ends
+            return None
+        self._running.add(job_id)
+        return self._guarded(job_id, action, self._perform(job_id, action))
+
+    async def _guarded(self, job_id: str, action: Action, work: Coroutine[Any, Any, None]) -> None:
+        """Run one action of a job; whatever it raises, the job does not stay stuck."""
+        try:
+            await work
+        except Exception:
+            log.exception("job %s: %s failed unexpectedly; failing the job", job_id, action.value)
+            try:
+                job = await self.store.get_job(job_id)
+                if job is not None and not job.state.is_finished:
+                    await self.fail(job, UNEXPECTED)
+            except Exception:
+                log.exception("job %s: could not fail it either; trying again later", job_id)
+                self._schedule(job_id, action, self._clock() + self.config.error_backoff_cap)
+        finally:
+            self._running.discard(job_id)
+            if job_id in self._rewake:
+                self._rewake.discard(job_id)
+                latest = await self.store.get_job(job_id)
+                if latest is not None and not latest.state.is_finished:
+                    self._resume(latest.id, latest.state, self._clock())
+
+    async def _perform(self, job_id: str, action: Action) -> None:
+        job = await self.store.get_job(job_id)
+        if job is None or job.state.is_finished:
+            self._forget(job_id)
+            return
+        match action:
+            case Action.SUBMIT:
+                await self.submissions.submit(job)
+            case Action.POLL:
+                await self.reads.poll(job)
+            case Action.RECONCILE:
+                await self.submissions.reconcile(job)
+            case Action.DELIVER:
+                await self.deliveries.deliver(job)
+
+    # ----------------------------------------------------------------- endings and notices
+
+    async def _mark_told(self, job_id: str) -> None:
+        await self.store.mark_user_notified(job_id, self._clock())
+
+    async def fail(self, job: Job, reason: str) -> Job | None:
+        """Fail a job: refunded once, forgotten, and the user told."""
+        return await self._end(job.id, JobState.FAILED, reason)
 
     async def cancel(
         self, job_id: str, reason: str, audit: AuditRecord | None = None
     ) -> Job | None:
         """Stop tracking a job and refund it. The API has no cancel: its task may still run."""
+        return await self._end(job_id, JobState.CANCELLED, reason, audit)
+
+    async def _end(
+        self, job_id: str, state: JobState, reason: str, audit: AuditRecord | None = None
+    ) -> Job | None:
         updated = await self.store.transition(
-            job_id, JobState.CANCELLED, self._clock(), audit=audit, error=reason[:500]
+            job_id, state, self._clock(), audit=audit, error=reason[:500]
         )
-        self.forget(job_id)
+        self._forget(job_id)
         if updated is not None:
-            log.info("job %s cancelled: %s", job_id, reason)
-            await self._changed(updated)
+            log.info("job %s %s: %s", job_id, state.value, reason)
+            self._notices.send(updated)
         return updated
+
+    # ----------------------------------------------------------------- for the actions
+
+    def submit_at(self, job_id: str, due: float) -> None:
+        self._schedule(job_id, Action.SUBMIT, due)
+
+    def reconcile_at(self, job_id: str, due: float) -> None:
+        self._schedule(job_id, Action.RECONCILE, due)
+
+    def resume(self, job: Job) -> None:
+        self._resume(job.id, job.state, self._clock())
+
+    def tell(self, job: Job) -> None:
+        self._notices.send(job)
+
+    def queued_submits(self) -> list[str]:
+        return list(self._queues[Action.SUBMIT])
+
+    def deliver_at(self, job_id: str, due: float) -> None:
+        self._schedule(job_id, Action.DELIVER, due)
+
+    def planned(self) -> None:
+        self._scheduler.wake()
+
+    async def accepted(self, job: Job, task: Task, *, listed: bool) -> None:
+        await self.reads.accepted(job, task, listed=listed)
+
+    # ----------------------------------------------------------------- webhooks
 
     async def on_webhook(self, token: str, task: Task, verified: bool) -> bool:
         """The webhook receiver's handler: False when the token belongs to no job."""
@@ -394,282 +371,19 @@ class Tracker:
             await self.notify(job, task, verified)
         return True
 
-    def _past_deadline(self, job: Job) -> bool:
-        return self._clock() >= job.deadline_at
-
-    # ----------------------------------------------------------------- submit
-
-    async def _submit(self, job: Job) -> None:
-        if job.state is not JobState.RESERVED:
-            self._schedule_resumed(job, self._clock())
-            return
-        if self._past_deadline(job):
-            await self.fail(job, "the video service did not accept the job in time")
-            return
-        submitting = await self.store.transition(
-            job.id, JobState.SUBMITTING, self._clock(), submit_attempts=job.submit_attempts + 1
-        )
-        if submitting is None:
-            return  # cancelled meanwhile
-        self._submitting_now.add(job.id)
-        try:
-            task = await self.client.create(job.request)
-        except WanUserError as exc:
-            await self.fail(submitting, f"the video service refused the request: {exc}")
-            return
-        except WanOperatorError as exc:
-            log.error("job %s: the API refused our credentials or credits: %s", job.id, exc)
-            await self.fail(
-                submitting, "the video service is not available (the operator was told)"
-            )
-            return
-        except WanSubmitUnknown as exc:
-            log.warning("job %s: submit outcome unknown (%s); reconciling", job.id, exc)
-            self.schedule(job.id, Action.RECONCILE, self._clock() + self.config.reconcile_grace)
-            return
-        except WanError as exc:
-            # The API certainly did not take it: back to reserved and retry later.
-            back = await self.store.transition(job.id, JobState.RESERVED, self._clock())
-            if back is not None:
-                delay = self._error_delay(job.id)
-                log.warning("job %s: submit failed (%s); retrying in %.0fs", job.id, exc, delay)
-                self.schedule(job.id, Action.SUBMIT, self._clock() + delay)
-            return
-        finally:
-            self._submitting_now.discard(job.id)
-        await self._accepted(submitting, task)
-
-    async def _accepted(self, job: Job, task: Task, *, listed: bool = False) -> None:
-        self._errors_in_a_row.pop(job.id, None)
-        submitted = await self.store.transition(
-            job.id, JobState.SUBMITTED, self._clock(), task_id=task.task_id
-        )
-        if submitted is None:
-            log.warning("job %s: task %s accepted after the job ended", job.id, task.task_id)
-            return
-        log.info("job %s: submitted as task %s", job.id, task.task_id)
-        await self._changed(submitted)
-        if listed:
-            # A list item carries no result URLs: read the task itself.
-            self.schedule(job.id, Action.POLL, self._clock())
-        else:
-            await self._apply(submitted, task, from_poll=False)
-
-    # ----------------------------------------------------------------- reconcile
-
-    async def _reconcile(self, job: Job) -> None:
-        if job.state is not JobState.SUBMITTING:
-            self._schedule_resumed(job, self._clock())
-            return
-        now = self._clock()
-        waited = now - (job.submitting_at or now)
-        if waited < self.config.reconcile_grace:
-            self.schedule(job.id, Action.RECONCILE, now + self.config.reconcile_grace - waited)
-            return
-        try:
-            listed = await self.client.list_tasks()
-        except WanError as exc:
-            delay = self._error_delay(job.id)
-            log.warning(
-                "job %s: cannot list tasks to reconcile (%s); again in %.0fs", job.id, exc, delay
-            )
-            self.schedule(job.id, Action.RECONCILE, self._clock() + delay)
-            return
-        known = await self.store.known_task_ids(task.task_id for task in listed)
-        orphans = [task for task in listed if task.task_id not in known]
-        waiting = [
-            job_id
-            for job_id in await self.store.ids_in_state(JobState.SUBMITTING)
-            if job_id not in self._submitting_now
-        ]
-        if not orphans:
-            # No unowned task exists: the POST never created one. Submitting again is safe.
-            back = await self.store.transition(job.id, JobState.RESERVED, self._clock())
-            if back is not None:
-                log.info("job %s: no task was created; submitting again", job.id)
-                self.schedule(job.id, Action.SUBMIT, self._clock())
-            return
-        if len(orphans) == 1 and waiting == [job.id]:
-            log.info("job %s: adopting unowned task %s", job.id, orphans[0].task_id)
-            await self._accepted(job, orphans[0], listed=True)
-            return
-        log.warning(
-            "job %s: cannot tell which of %d unowned task(s) is its own (%d job(s) waiting): %s",
-            job.id,
-            len(orphans),
-            len(waiting),
-            ", ".join(task.task_id for task in orphans),
-        )
-        await self.fail(job, "the video service did not confirm the job; you were not charged")
-
-    # ----------------------------------------------------------------- poll
-
-    async def _poll(self, job: Job) -> None:
-        if not job.state.is_in_flight or job.task_id is None:
-            self._schedule_resumed(job, self._clock())
-            return
-        if self._past_deadline(job):
-            await self.fail(job, "the video took too long to generate")
-            return
-        try:
-            task = await self.client.get(job.task_id)
-        except WanNotFound:
-            await self.fail(job, "the video service lost the task")
-            return
-        except WanOperatorError as exc:
-            log.error("job %s: the API refused our credentials: %s", job.id, exc)
-            self.schedule(job.id, Action.POLL, self._clock() + self._error_delay(job.id))
-            return
-        except WanError as exc:
-            delay = self._error_delay(job.id)
-            log.warning("job %s: poll failed (%s); again in %.0fs", job.id, exc, delay)
-            self.schedule(job.id, Action.POLL, min(self._clock() + delay, job.deadline_at))
-            return
-        finally:
-            await self.store.count_poll(job.id)
-        self._errors_in_a_row.pop(job.id, None)
-        await self._apply(job, task, from_poll=True)
-
     async def notify(self, job: Job, task: Task, verified: bool) -> None:
-        """A webhook said the task changed. Unverified bodies only prompt a read."""
-        if job.state is JobState.SUBMITTING and job.task_id is None and verified:
-            if job.id not in self._submitting_now:
-                await self._accepted(job, task)
+        """A webhook said the task changed. Unverified bodies only prompt one read, and only
+        when they claim the task ended: at most one read per job when webhooks arrive."""
+        if job.task_id is None:
+            # The job's own URL names the task: the evidence a create of unknown outcome needs.
+            if self.submissions.evidence(job, task.task_id):
+                self.wake(job.id)
             return
-        if job.task_id is not None and task.task_id != job.task_id:
+        if task.task_id != job.task_id:
             log.warning("job %s: webhook for another task %s ignored", job.id, task.task_id)
             return
         if verified and job.state.is_in_flight and job.id not in self._running:
-            self.forget(job.id)
-            await self._apply(job, task, from_poll=False)
-            return
-        self.wake(job.id, Action.RECONCILE if job.state is JobState.SUBMITTING else Action.POLL)
-
-    async def _apply(self, job: Job, task: Task, *, from_poll: bool) -> None:
-        now = self._clock()
-        match task.status:
-            case TaskStatus.COMPLETED:
-                if not task.generated:
-                    await self.fail(job, "the video service finished without a video")
-                    return
-                completed = await self.store.transition(
-                    job.id, JobState.COMPLETED, now, result_url=task.generated[0]
-                )
-                if completed is None:
-                    return
-                self._learn(completed)
-                await self._changed(completed)
-                self.schedule(job.id, Action.DELIVER, self._clock())
-            case TaskStatus.FAILED:
-                await self.fail(job, "the video service could not generate this video")
-            case _:
-                if task.status is TaskStatus.UNKNOWN:
-                    log.warning("job %s: unknown task status %r", job.id, task.raw_status)
-                if task.status is TaskStatus.IN_PROGRESS and job.state is JobState.SUBMITTED:
-                    running = await self.store.transition(job.id, JobState.RUNNING, now)
-                    if running is not None:
-                        job = running
-                        await self._changed(running)
-                self.schedule(job.id, Action.POLL, await self._next_poll(job))
-
-    # ----------------------------------------------------------------- timing
-
-    async def expected_run_time(self, duration: int, resolution: str) -> float:
-        key = (duration, resolution)
-        if key not in self._seeded:
-            self._seeded.add(key)
-            history = await self.store.recent_run_times(
-                resolution, duration, self.config.history_size
-            )
-            self._run_times.setdefault(key, deque(maxlen=self.config.history_size)).extend(
-                reversed(history)
-            )
-        samples = self._run_times.get(key)
-        if samples:
-            return statistics.median(samples)
-        return self.config.default_expected(duration, resolution)
-
-    def _learn(self, job: Job) -> None:
-        if job.completed_at is None or job.submitted_at is None:
-            return
-        key = (job.request.duration, job.request.resolution)
-        self._run_times.setdefault(key, deque(maxlen=self.config.history_size)).append(
-            job.completed_at - job.submitted_at
-        )
-
-    async def _next_poll(self, job: Job) -> float:
-        cfg = self.config
-        now = self._clock()
-        started = job.submitted_at or now
-        expected = await self.expected_run_time(job.request.duration, job.request.resolution)
-        elapsed = now - started
-        if self._webhooks:
-            first = started + expected * cfg.webhook_fallback_factor
-            due = first if now < first else now + cfg.webhook_poll_interval
-        elif elapsed < expected * cfg.first_poll_fraction:
-            due = started + expected * cfg.first_poll_fraction
-        elif elapsed < expected * 1.5:
-            due = now + cfg.lag_target
-        else:
-            # Running long: back off gently, in proportion to how long it has run.
-            due = now + min(max(cfg.lag_target, (elapsed - expected) / 4), cfg.max_poll_interval)
-        return min(max(due, now), job.deadline_at)
-
-    def _error_delay(self, job_id: str) -> float:
-        self._errors_in_a_row[job_id] += 1
-        count = self._errors_in_a_row[job_id]
-        delay: float = self.config.error_backoff_base * 2.0 ** (count - 1)
-        return min(delay, self.config.error_backoff_cap)
-
-    # ----------------------------------------------------------------- deliver
-
-    async def _download(self, url: str, max_bytes: int, job_id: str) -> DownloadedVideo:
-        return await download_video(
-            self._session,
-            url,
-            allowed_url=url,
-            max_bytes=max_bytes,
-            dest_dir=self._download_dir,
-            timeout=self.config.download_timeout,
-            name=f"wan-{job_id}",
-        )
-
-    async def _deliver(self, job: Job) -> None:
-        if job.state is not JobState.COMPLETED:
-            self._schedule_resumed(job, self._clock())
-            return
-        if self._events is None:
-            self.schedule(job.id, Action.DELIVER, self._clock() + self.config.delivery_backoff_base)
-            return
-        try:
-            message_id = await self._events.deliver(job, VideoSource(self, job))
-        except Exception as exc:
-            attempts = await self.store.count_delivery_attempt(job.id, f"delivery: {exc!r}"[:500])
-            if attempts >= self.config.delivery_attempts:
-                log.exception("job %s: delivery failed %d times; giving up", job.id, attempts)
-                await self.fail(job, "the video was made but could not be posted")
-                return
-            delay = min(
-                self.config.delivery_backoff_base * 3 ** (attempts - 1),
-                self.config.delivery_backoff_cap,
-            )
-            log.warning(
-                "job %s: delivery failed (%r); retry %d in %.0fs", job.id, exc, attempts, delay
-            )
-            self.schedule(job.id, Action.DELIVER, self._clock() + delay)
-            return
-        delivered = await self.store.transition(
-            job.id, JobState.DELIVERED, self._clock(), delivered_message_id=message_id
-        )
-        if delivered is not None:
-            log.info("job %s: delivered as message %s", job.id, message_id)
-            await self._changed(delivered)
-
-
-def _pool(action: Action) -> str:
-    return DELIVERY_POOL if action is Action.DELIVER else API_POOL
-
-
-def _log_crash(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background task %s crashed", task.get_name(), exc_info=task.exception())
+            self._running.add(job.id)
+            await self._guarded(job.id, Action.POLL, self.reads.apply(job, task, heard="webhook"))
+        elif task.status.is_final:
+            self.wake(job.id)

@@ -1,26 +1,18 @@
 """The WAN 2.7 Reference-to-Video API client (aiohttp, one injected session).
 
-Three calls - :meth:`WanClient.create`, :meth:`WanClient.get`, :meth:`WanClient.list_tasks` - each
-going through the process-wide :class:`~core.ratelimit.RateLimiter` on *every* HTTP attempt.
+Three calls - :meth:`WanClient.create`, :meth:`WanClient.get`, :meth:`WanClient.list_tasks` (every
+page of it) - each going through the process-wide :class:`~core.ratelimit.RateLimiter` on *every*
+HTTP attempt, as one of three kinds (``create``, ``read``, ``list``) that the API may hold off
+separately.
 
-Errors (all :class:`WanError`, each with ``status`` when there was one and a size-capped ``excerpt``
-of the raw body):
-
-- :class:`WanUserError` - 400/422, input the user can fix; ``str()`` is readable text built from
-  the API's ``message`` and ``invalid_params`` (flat or wrapped in ``{"problem": {...}}``).
-- :class:`WanOperatorError` - 401/402/403 (key, credits, permissions) and anything else that only
-  the operator can fix (unexpected 3xx/4xx, an invalid base URL).
-- :class:`WanNotFound` - 404.
-- :class:`WanTransientError` - 408/429/5xx, timeouts and connection errors once retries are spent;
-  try again later. :class:`WanProtocolError` (a subclass) is a 2xx whose body is not the documented
-  JSON (malformed, too large, wrong shape).
-- :class:`WanSubmitUnknown` - a create whose outcome is unknown (see below). Deliberately *not* a
-  transient error, so that a generic "retry on transient" never pays for a second task.
+Errors are :class:`~core.wan_types.WanError` subclasses (``core.wan_types`` lists them; this
+module re-exports them with the task types).
 
 Retries: up to ``max_attempts`` attempts within ``max_total_seconds``, with exponential backoff and
 full jitter, never shorter than the server's ``Retry-After`` (seconds or HTTP date). A 429's
-``Retry-After`` also pauses the shared limiter, so every caller holds off, not just this one.
-A Retry-After beyond the remaining budget is not waited for: the error carries ``retry_after``.
+``Retry-After`` also pauses that kind of call in the shared limiter, so every caller of that kind
+holds off, not just this one. A Retry-After (or such a pause) beyond the remaining budget is not
+waited for: the call fails at once with a :class:`WanTransientError` carrying ``retry_after``.
 
 - GET (idempotent): retried on 408, 429, any 5xx, timeouts and connection errors.
 - POST (creates a paid task): retried only when the API clearly did not take it - 408, 429, 503,
@@ -29,24 +21,19 @@ A Retry-After beyond the remaining budget is not waited for: the error carries `
   a read timeout, a dropped connection, a 5xx other than 503 (500/502/504 may come from a gateway
   after the API did the work), or a 2xx whose body cannot be read.
 
-Reconciling unknown submits is the tracker's job, not this module's: it calls :meth:`list_tasks`
-(which has only ``task_id`` + ``status``), adopts a task id it does not already know that appeared
-after the submit, and otherwise fails and refunds the job - it never re-submits blindly.
+Reconciling unknown submits is the tracker's job, not this module's (see ``core.reconcile``): it
+calls :meth:`list_tasks` (which has only ``task_id`` + ``status``) and never re-submits blindly.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import enum
 import json
 import logging
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
@@ -55,6 +42,43 @@ from yarl import URL
 
 from core.ratelimit import RateLimiter
 from core.request import GenerationRequest
+from core.wan_types import (
+    EXCERPT_CHARS,
+    InvalidParam,
+    Task,
+    TaskStatus,
+    WanDeadlinePassed,
+    WanError,
+    WanNotFound,
+    WanOperatorError,
+    WanProtocolError,
+    WanSubmitUnknown,
+    WanTransientError,
+    WanUserError,
+    error_details,
+    parse_retry_after,
+)
+
+__all__ = [
+    "CREATE",
+    "EXCERPT_CHARS",
+    "LIST",
+    "READ",
+    "InvalidParam",
+    "RetrySettings",
+    "Task",
+    "TaskStatus",
+    "WanClient",
+    "WanDeadlinePassed",
+    "WanError",
+    "WanNotFound",
+    "WanOperatorError",
+    "WanProtocolError",
+    "WanSubmitUnknown",
+    "WanTransientError",
+    "WanUserError",
+    "parse_retry_after",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,175 +87,12 @@ T = TypeVar("T")
 API_PATH: Final = "/v1/ai/reference-to-video/wan-2-7"
 DEFAULT_KEY_HEADER: Final = "x-freepik-api-key"
 MAX_BODY_BYTES: Final = 1024 * 1024  # our responses are tiny; anything bigger is not the API
-EXCERPT_CHARS: Final = 500
+LIST_PAGE_SIZE: Final = 100  # the most a sibling endpoint's list allows per page
+MAX_LIST_PAGES: Final = 100
+CREATE, READ, LIST = "create", "read", "list"  # kinds of call the API may hold off apart
 _READ_CHUNK: Final = 64 * 1024
 # Statuses that mean "the request was not taken": safe to retry even for a create.
 _NOT_ACCEPTED: Final = frozenset({408, 429, 503})
-
-
-class TaskStatus(enum.StrEnum):
-    CREATED = "CREATED"
-    IN_PROGRESS = "IN_PROGRESS"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    UNKNOWN = "UNKNOWN"  # any value the contract does not list: keep polling, never crash
-
-    @classmethod
-    def parse(cls, raw: object) -> TaskStatus:
-        try:
-            return cls(str(raw).upper())
-        except ValueError:
-            return cls.UNKNOWN
-
-    @property
-    def is_final(self) -> bool:
-        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED)
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    """One API task as the API reports it (a job is ours; a task is the API's)."""
-
-    task_id: str
-    status: TaskStatus
-    generated: tuple[str, ...] = ()
-    raw_status: str = ""
-
-    @classmethod
-    def from_json(cls, data: Any) -> Task:
-        """Parse a task object (the inside of ``data``, or a webhook body). Raises ValueError."""
-        if not isinstance(data, dict):
-            raise ValueError("task is not a JSON object")
-        task_id = data.get("task_id")
-        if not isinstance(task_id, str) or not task_id:
-            raise ValueError("task has no task_id")
-        raw_status = data.get("status")
-        generated = data.get("generated") or []
-        if not isinstance(generated, list):
-            raise ValueError("task.generated is not a list")
-        urls = tuple(u for u in generated if isinstance(u, str) and u)
-        return cls(task_id, TaskStatus.parse(raw_status), urls, str(raw_status))
-
-
-# --- errors ------------------------------------------------------------------------------------
-
-
-class WanError(Exception):
-    """Any failure talking to the API. ``status`` is the HTTP status when there was a response."""
-
-    def __init__(self, message: str, *, status: int | None = None, excerpt: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.excerpt = excerpt[:EXCERPT_CHARS]
-
-
-@dataclass(frozen=True, slots=True)
-class InvalidParam:
-    name: str
-    reason: str
-
-
-class WanUserError(WanError):
-    """400/422: the request itself is wrong in a way the user can fix. ``str()`` is readable."""
-
-    def __init__(
-        self,
-        api_message: str,
-        invalid_params: tuple[InvalidParam, ...] = (),
-        *,
-        status: int | None = None,
-        excerpt: str = "",
-    ) -> None:
-        self.api_message = api_message
-        self.invalid_params = invalid_params
-        super().__init__(_user_text(api_message, invalid_params), status=status, excerpt=excerpt)
-
-
-class WanOperatorError(WanError):
-    """401/402/403 and other misconfiguration: the operator must act (key, credits, base URL)."""
-
-
-class WanNotFound(WanError):
-    """404: the API does not know this task (or this key cannot see it)."""
-
-
-class WanTransientError(WanError):
-    """Busy, rate limited, unreachable or broken for now; ``retry_after`` is the API's hint."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        excerpt: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, status=status, excerpt=excerpt)
-        self.retry_after = retry_after
-
-
-class WanProtocolError(WanTransientError):
-    """A success status whose body is not the documented JSON (malformed, too big, wrong shape)."""
-
-
-class WanSubmitUnknown(WanError):
-    """A create that may or may not have produced a task. Reconcile via ``list_tasks``; never
-    simply submit again."""
-
-
-def _user_text(message: str, params: tuple[InvalidParam, ...]) -> str:
-    head = message.strip().rstrip(".") or "The video service rejected the request"
-    if not params:
-        return head
-    details = "; ".join(f"{p.name}: {p.reason}" if p.name else p.reason for p in params)
-    return f"{head} — {details}"
-
-
-def _error_details(raw: bytes) -> tuple[str, tuple[InvalidParam, ...]]:
-    """The API's ``message`` and ``invalid_params``, flat or inside ``problem``; empty if absent."""
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return "", ()
-    if not isinstance(doc, dict):
-        return "", ()
-    sources = [doc]
-    if isinstance(doc.get("problem"), dict):
-        sources.insert(0, doc["problem"])
-    message = next((s["message"] for s in sources if isinstance(s.get("message"), str)), "")
-    raw_params: Any = next((s["invalid_params"] for s in sources if "invalid_params" in s), [])
-    params: list[InvalidParam] = []
-    if isinstance(raw_params, list):
-        for item in raw_params:
-            if isinstance(item, dict):
-                params.append(InvalidParam(str(item.get("name", "")), str(item.get("reason", ""))))
-    return message, tuple(params)
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or HTTP date); None if unusable.
-
-    ``now`` is the wall-clock time (Unix seconds) used for the date form.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-# --- client ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +138,7 @@ class WanClient:
         max_body_bytes: int = MAX_BODY_BYTES,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
         self._session = session
@@ -293,15 +155,35 @@ class WanClient:
         self._max_body = max_body_bytes
         self._sleep = sleep
         self._clock = clock
+        self._wall_clock = wall_clock
         self._rng = rng or random.Random()
 
     def __repr__(self) -> str:
         return f"WanClient({self._endpoint!r})"  # never the key
 
-    async def create(self, request: GenerationRequest) -> Task:
-        """Submit a task. Raises :class:`WanSubmitUnknown` when it may exist without our knowing."""
-        body = json.dumps(request.to_json(), ensure_ascii=False).encode()
-        task = await self._call("POST", URL(self._endpoint), _parse_task, body)
+    def held_for(self, kind: str) -> float:
+        """Seconds the API asked us to hold calls of ``kind`` (create, read, list) from now."""
+        return self._limiter.pause_remaining(kind)
+
+    async def create(
+        self,
+        request: GenerationRequest,
+        *,
+        webhook_url: str | None = None,
+        not_after: float | None = None,
+    ) -> Task:
+        """Submit a task. Raises :class:`WanSubmitUnknown` when it may exist without our knowing.
+
+        ``webhook_url`` is where the API should notify (it wins over one in the request);
+        ``not_after`` (Unix time) is when sending becomes pointless: :class:`WanDeadlinePassed`.
+        """
+        document = request.to_json()
+        if webhook_url is not None:
+            document["webhook_url"] = webhook_url
+        body = json.dumps(document, ensure_ascii=False).encode()
+        task = await self._call(
+            "POST", URL(self._endpoint), _parse_task, body, kind=CREATE, not_after=not_after
+        )
         log.info("WAN task %s created (%s)", task.task_id, task.raw_status)
         return task
 
@@ -311,23 +193,60 @@ class WanClient:
             raise ValueError("task_id must not be empty")
         # Quote everything (even "/"): an id is one path segment, whatever it contains.
         url = URL(f"{self._endpoint}/{quote(task_id, safe='')}", encoded=True)
-        task = await self._call("GET", url, _parse_task)
+        task = await self._call("GET", url, _parse_task, kind=READ)
         if task.status is TaskStatus.UNKNOWN:
             log.warning("WAN task %s has an unlisted status %r", task.task_id, task.raw_status)
         return task
 
     async def list_tasks(self) -> list[Task]:
-        """This key's tasks with their status (no ``generated`` in list items)."""
-        return await self._call("GET", URL(self._endpoint), _parse_task_list)
+        """Every task of this key with its status (no ``generated`` in list items), all pages."""
+        tasks, _complete = await self.list_all_tasks()
+        return tasks
+
+    async def list_all_tasks(self, max_pages: int = MAX_LIST_PAGES) -> tuple[list[Task], bool]:
+        """The key's tasks, and whether the list was read to its end (not cut at ``max_pages``).
+
+        Paging is not documented for this endpoint; a sibling's ``page``/``page_size`` is sent.
+        Reading stops at an empty page or one that brings nothing new (an API that ignores the
+        parameters answers every page with the same list), not at a short one: a server that
+        caps pages below our size must not hide a task (missing one could pay for two).
+        """
+        tasks: dict[str, Task] = {}
+        for page in range(1, max_pages + 1):
+            url = URL(self._endpoint).with_query(page=page, page_size=LIST_PAGE_SIZE)
+            items = await self._call("GET", url, _parse_task_list, kind=LIST)
+            fresh = [task for task in items if task.task_id not in tasks]
+            if not fresh:
+                return list(tasks.values()), True
+            tasks.update((task.task_id, task) for task in fresh)
+        log.warning("WAN task list: stopped after %d pages (%d tasks)", max_pages, len(tasks))
+        return list(tasks.values()), False
 
     async def _call(
-        self, method: str, url: URL, parse: Callable[[Any], T], body: bytes | None = None
+        self,
+        method: str,
+        url: URL,
+        parse: Callable[[Any], T],
+        body: bytes | None = None,
+        *,
+        kind: str,
+        not_after: float | None = None,
     ) -> T:
         deadline = self._clock() + self._retry.max_total_seconds
         attempt = 0
         while True:
             attempt += 1
-            await self._limiter.acquire()  # every attempt, retries included, spends budget
+            held = self._limiter.pause_remaining(kind)
+            if held > deadline - self._clock():
+                # The API asked us to hold off longer than this call may wait: say so now.
+                raise WanTransientError(
+                    f"WAN API asked us to hold {kind} requests for {held:.0f}s",
+                    status=429,
+                    retry_after=held,
+                )
+            await self._limiter.acquire(kind)  # every attempt, retries included, spends budget
+            if not_after is not None and self._wall_clock() >= not_after:
+                raise WanDeadlinePassed(f"WAN {kind} not sent: its deadline has passed")
             retry_after: float | None = None
             try:
                 reply = await self._send(method, url, body)
@@ -336,7 +255,7 @@ class WanClient:
             else:
                 if 200 <= reply.status < 300:
                     return self._parse(method, reply, parse)
-                error, retryable = self._status_error(method, reply)
+                error, retryable = self._status_error(method, kind, reply)
                 if isinstance(error, WanTransientError):
                     retry_after = error.retry_after
             if not retryable:
@@ -388,9 +307,9 @@ class WanClient:
             return WanSubmitUnknown(self._redact(f"create {what}; the task may exist")), False
         return WanTransientError(self._redact(f"WAN API {what}")), True
 
-    def _status_error(self, method: str, reply: _Reply) -> tuple[WanError, bool]:
+    def _status_error(self, method: str, kind: str, reply: _Reply) -> tuple[WanError, bool]:
         status = reply.status
-        message, params = _error_details(reply.body)
+        message, params = error_details(reply.body)
         excerpt = self._excerpt(reply.body)
         message = self._redact(message)
         summary = f"WAN API HTTP {status}: {message or excerpt[:200] or 'no details'}"
@@ -403,7 +322,7 @@ class WanClient:
         if status in _NOT_ACCEPTED:
             retry_after = parse_retry_after(reply.headers.get("Retry-After"))
             if status == 429 and retry_after is not None:
-                self._limiter.pause_for(retry_after)  # everyone holds off, not only this call
+                self._limiter.pause_for(retry_after, kind)  # every call of this kind holds off
             error = WanTransientError(
                 summary, status=status, excerpt=excerpt, retry_after=retry_after
             )

@@ -5,12 +5,15 @@ Pure functions from core values to discord.py values; nothing here talks to Disc
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from urllib.parse import urlsplit
 
 import discord
 
 from core.jobs import Job, JobState
+from core.notices import Progress
 from core.references import render_label_map
 from core.request import GenerationRequest
 from core.timefmt import format_duration
@@ -33,6 +36,7 @@ _STATE_COLOURS: dict[JobState, discord.Colour] = {
     JobState.CANCELLED: discord.Colour.dark_grey(),
 }
 _EXPIRY = re.compile(r"(?:^|[?&~=])(?:exp|ex)=([0-9a-fA-F]+)")
+BAR_CELLS = 10
 
 
 def settings_line(request: GenerationRequest) -> str:
@@ -82,23 +86,65 @@ def failure_advice(job: Job) -> str | None:
     return None
 
 
-def state_line(job: Job) -> str:
+def state_line(job: Job, progress: Progress | None = None, now: float | None = None) -> str:
+    """The state, then (while unfinished, given ``progress``) how long it has waited and, once
+    the run-time model has earned it, a progress bar and an ETA. Elapsed time and the ETA are
+    Discord's live relative timestamps, so they stay fresh between edits."""
     line = _STATE_LINES[job.state]
     reason = failure_reason(job)
     if job.state in (JobState.FAILED, JobState.CANCELLED) and reason:
         line += f": {reason}"
     if job.state in (JobState.FAILED, JobState.CANCELLED):
         line += f"\n↩️ Your {job.cost_seconds} s of quota were refunded."
+    if progress is not None and not job.state.is_finished and job.state is not JobState.COMPLETED:
+        line += "\n" + timing_text(progress, time.time() if now is None else now)
     return line
 
 
-def status_embed(job: Job, note: str | None = None) -> discord.Embed:
+def timing_text(progress: Progress, now: float) -> str:
+    since = f"⏱️ started <t:{int(progress.since)}:R>"
+    if progress.waiting_until is not None:
+        when = f"<t:{math.ceil(progress.waiting_until)}:R>"
+        if progress.may_expire:
+            return (
+                f"{since}\n🚦 The video service asked us to slow down. If your job cannot be"
+                f" sent by {when}, it is cancelled and your quota refunded."
+            )
+        return f"{since}\n🚦 The video service asked us to slow down: your job will be sent {when}."
+    expected = progress.expected_seconds
+    if expected is None:
+        return since  # no ETA until the model has seen enough of this kind of video
+    elapsed = max(now - progress.since, 0.0)
+    share = min(elapsed / expected, 0.95) if expected > 0 else 0.95
+    filled = int(share * BAR_CELLS)
+    bar = "▰" * filled + "▱" * (BAR_CELLS - filled)
+    left = expected - elapsed
+    if left <= 0:
+        return f"{since}\n{bar} taking longer than usual"
+    ready = int(progress.since + expected)
+    return f"{since} · {about_left(left)}\n{bar} {share:.0%} · ready <t:{ready}:R>"
+
+
+def about_left(seconds: float) -> str:
+    """``about 40 s left``, ``about 3 min left``: rounded up, never more precise than it is."""
+    if seconds < 60:
+        return f"about {max(5, math.ceil(seconds / 5) * 5)} s left"
+    return f"about {math.ceil(seconds / 60)} min left"
+
+
+def status_embed(
+    job: Job,
+    note: str | None = None,
+    progress: Progress | None = None,
+    *,
+    now: float | None = None,
+) -> discord.Embed:
     embed = discord.Embed(
         title=f"🎬 Video job {job.id}",
         description=shorten(job.request.prompt, 1500),
         colour=_STATE_COLOURS.get(job.state, discord.Colour.blurple()),
     )
-    embed.add_field(name="State", value=shorten(state_line(job), 1024), inline=False)
+    embed.add_field(name="State", value=shorten(state_line(job, progress, now), 1024), inline=False)
     embed.add_field(name="Settings", value=settings_line(job.request), inline=False)
     if job.request.negative_prompt:
         embed.add_field(

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import tracker_config
 from core.config import ConfigError, Settings, config_warnings
+from core.tracker_config import tracker_config
 from discord_side.check import check
 from discord_side.endpoint import restore_discord_defaults
 from tests.fakes.discord import FakeDiscord
@@ -144,33 +144,36 @@ def test_webhook_url_needs_the_server() -> None:
         )
 
 
-def test_tracker_timing_can_be_tuned() -> None:
+def test_tracker_settings_can_be_tuned() -> None:
     defaults = Settings.from_env(REQUIRED)
-    assert defaults.expected_run_seconds is None
     assert defaults.reconcile_grace_seconds == 30.0 and defaults.status_edit_interval == 5.0
-    assert tracker_config(defaults).default_expected(5, "1080P") == 60.0 + 12.0 * 5
-    assert tracker_config(defaults).reconcile_grace == 30.0
-    assert tracker_config(defaults).lag_target == 3.0
+    config = tracker_config(defaults)
+    assert (config.max_rps, config.burst) == (8.0, 40)
+    assert config.reconcile_grace == 30.0 and config.lag_target == 3.0
+    assert config.key_dedicated is False
     tuned = Settings.from_env(
         {
             **REQUIRED,
-            "TRACKER_EXPECTED_SECONDS": "0.5",
+            "WAN_MAX_RPS": "4",
+            "WAN_BURST": "6",
+            "WAN_KEY_DEDICATED": "true",
             "TRACKER_RECONCILE_GRACE_SECONDS": "2",
             "TRACKER_LAG_SECONDS": "0.25",
             "STATUS_EDIT_INTERVAL_SECONDS": "1.5",
         }
     )
     config = tracker_config(tuned)
-    assert config.default_expected(10, "720P") == 0.5
+    assert (config.max_rps, config.burst) == (4.0, 6)
+    assert config.key_dedicated is True
     assert config.reconcile_grace == 2.0
     assert config.lag_target == 0.25
     assert tuned.status_edit_interval == 1.5
     with pytest.raises(ConfigError) as raised:
         Settings.from_env(
-            {**REQUIRED, "TRACKER_EXPECTED_SECONDS": "0", "STATUS_EDIT_INTERVAL_SECONDS": "soon"}
+            {**REQUIRED, "WAN_KEY_DEDICATED": "maybe", "STATUS_EDIT_INTERVAL_SECONDS": "soon"}
         )
     text = "\n".join(raised.value.problems)
-    assert "TRACKER_EXPECTED_SECONDS" in text and "STATUS_EDIT_INTERVAL_SECONDS" in text
+    assert "WAN_KEY_DEDICATED" in text and "STATUS_EDIT_INTERVAL_SECONDS" in text
 
 
 def _clean_env(**extra: str) -> dict[str, str]:

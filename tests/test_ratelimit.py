@@ -1,14 +1,14 @@
-"""The global token-bucket limiter, on a fake clock: no test waits for real time."""
+"""The global limiter and its pace, on a fake clock: no test waits for real time."""
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
-from core.ratelimit import RateLimiter
+from core.ratelimit import WINDOW_SECONDS, Pace, RateLimiter
 
 
 class FakeClock:
@@ -36,6 +36,26 @@ def limiter(clock: FakeClock, rate: float = 10.0, burst: int = 3) -> RateLimiter
     return RateLimiter(rate, burst, clock=clock, sleep=clock.sleep)
 
 
+def most_in_one_second(starts: Sequence[float]) -> int:
+    ordered = sorted(starts)
+    most, first = 0, 0
+    for last, at in enumerate(ordered):
+        while at - ordered[first] >= 1.0 - 1e-9:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+async def starts_of(
+    bucket: RateLimiter, clock: FakeClock, count: int, kind: str = "*"
+) -> list[float]:
+    starts = []
+    for _ in range(count):
+        await bucket.acquire(kind)
+        starts.append(clock.now)
+    return starts
+
+
 async def test_a_burst_passes_without_waiting() -> None:
     clock = FakeClock()
     bucket = limiter(clock, rate=10, burst=3)
@@ -57,18 +77,39 @@ async def test_concurrent_waiters_get_distinct_slots() -> None:
     clock = FakeClock(frozen=True)
     bucket = limiter(clock, rate=4, burst=1)
     await asyncio.gather(*(bucket.acquire() for _ in range(5)))
-    assert sorted(clock.sleeps) == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    # 1/rate apart, and the fifth not within a second (and its margin) of the first.
+    assert sorted(clock.sleeps) == pytest.approx([0.25, 0.5, 0.75, WINDOW_SECONDS])
+
+
+async def test_never_more_than_the_rate_in_any_one_second_even_with_a_big_burst() -> None:
+    clock = FakeClock()
+    bucket = limiter(clock, rate=8, burst=40)
+    starts = await starts_of(bucket, clock, 40)
+    assert most_in_one_second(starts) == 8
+    # 8 back to back, then 8 more once the window (a second and a margin) has passed.
+    assert starts[-1] - starts[0] == pytest.approx(4 * WINDOW_SECONDS)
+
+
+async def test_a_fractional_rate_rounds_the_window_down() -> None:
+    clock = FakeClock()
+    bucket = limiter(clock, rate=2.5, burst=10)
+    starts = await starts_of(bucket, clock, 12)
+    assert most_in_one_second(starts) == 2
+    slow_clock = FakeClock()
+    slow = limiter(slow_clock, rate=0.5, burst=5)
+    await slow.acquire()
+    await slow.acquire()
+    assert slow_clock.now - 1000.0 == pytest.approx(2 * WINDOW_SECONDS)  # one per 1/rate s
 
 
 async def test_sustained_rate_after_the_burst() -> None:
     clock = FakeClock()
     bucket = limiter(clock, rate=10, burst=5)
-    start = clock.now
-    for _ in range(25):
-        await bucket.acquire()
-    # 5 free, then 20 at 10/s: the 25th starts 2 s after the first.
-    assert clock.now - start == pytest.approx(2.0)
-    assert len(clock.sleeps) == 20
+    starts = await starts_of(bucket, clock, 25)
+    # 5 at once, then 1/rate apart, and never 11 within a second: the 25th starts at 2.2 s.
+    assert starts[:6] == pytest.approx([1000.0] * 5 + [1000.1])
+    assert most_in_one_second(starts) == 10
+    assert starts[-1] - starts[0] == pytest.approx(2 * WINDOW_SECONDS)
 
 
 async def test_idle_time_refills_the_burst_but_no_more() -> None:
@@ -84,24 +125,35 @@ async def test_idle_time_refills_the_burst_but_no_more() -> None:
     assert clock.sleeps == pytest.approx([0.1])
 
 
-async def test_pause_holds_everyone_then_restarts_without_a_burst() -> None:
+async def test_a_pause_holds_only_its_kind() -> None:
+    clock = FakeClock()
+    bucket = limiter(clock, rate=10, burst=5)
+    bucket.pause_for(3600.0, "create")
+    assert bucket.paused_until("create") == pytest.approx(clock.now + 3600.0)
+    assert bucket.pause_remaining("create") == pytest.approx(3600.0)
+    assert bucket.paused_until("read") == -math.inf and bucket.pause_remaining("read") == 0.0
+    await bucket.acquire("read")
+    await bucket.acquire("list")
+    assert clock.sleeps == []  # reads and lists go on while creates are held
+    start = clock.now
+    await bucket.acquire("create")
+    assert clock.now - start == pytest.approx(3600.0)
+
+
+async def test_a_pause_for_everything_holds_every_kind() -> None:
     clock = FakeClock()
     bucket = limiter(clock, rate=10, burst=5)
     bucket.pause_for(3.0)
-    assert bucket.paused_until == pytest.approx(clock.now + 3.0)
+    assert bucket.paused_until("read") == pytest.approx(clock.now + 3.0)
     start = clock.now
-    await bucket.acquire()
+    await bucket.acquire("read")
     assert clock.now - start == pytest.approx(3.0)
-    await bucket.acquire()
-    await bucket.acquire()
-    # After the pause: one request per 0.1 s, the burst allowance is not reused straight away.
-    assert clock.sleeps == pytest.approx([3.0, 0.1, 0.1])
 
 
 async def test_a_pause_that_arrives_during_a_wait_is_honoured() -> None:
     clock = FakeClock()
     bucket = limiter(clock, rate=1, burst=1)
-    await bucket.acquire()  # takes the only token
+    await bucket.acquire()  # takes the only slot of this second
 
     def pause_once(_: float) -> None:
         # A 429 elsewhere lands while this caller sleeps towards its slot.
@@ -111,8 +163,9 @@ async def test_a_pause_that_arrives_during_a_wait_is_honoured() -> None:
     clock.on_sleep = pause_once
     start = clock.now
     await bucket.acquire()
-    assert clock.sleeps == pytest.approx([1.0, 4.0])  # woke at 1 s, re-queued behind the pause
-    assert clock.now - start == pytest.approx(5.0)
+    # Woke at its slot (a second and the margin later), re-queued behind the pause.
+    assert clock.sleeps[:2] == pytest.approx([WINDOW_SECONDS, 5.0 - WINDOW_SECONDS])
+    assert clock.now - start >= 5.0
 
 
 async def test_pauses_only_extend() -> None:
@@ -120,10 +173,10 @@ async def test_pauses_only_extend() -> None:
     bucket = limiter(clock)
     bucket.pause_for(10.0)
     bucket.pause_for(2.0)
-    assert bucket.paused_until == pytest.approx(clock.now + 10.0)
+    assert bucket.paused_until() == pytest.approx(clock.now + 10.0)
     bucket.pause_for(-1.0)
     bucket.pause_for(math.nan)
-    assert bucket.paused_until == pytest.approx(clock.now + 10.0)
+    assert bucket.paused_until() == pytest.approx(clock.now + 10.0)
 
 
 async def test_a_cancelled_waiter_does_not_break_the_others() -> None:
@@ -140,10 +193,20 @@ async def test_a_cancelled_waiter_does_not_break_the_others() -> None:
     assert clock.sleeps == pytest.approx([0.1, 0.2])
 
 
+def test_the_pace_answers_without_reserving() -> None:
+    pace = Pace(2.0, 1)
+    assert pace.next_start(10.0) == 10.0
+    assert pace.next_start(10.0) == 10.0  # asking twice takes nothing
+    assert pace.take(10.0) == 10.0
+    assert pace.next_start(10.0) == pytest.approx(10.5)
+    assert pace.take(10.0) == pytest.approx(10.5)  # a slot in the future, reserved
+    assert pace.next_start(10.0) == pytest.approx(10.0 + WINDOW_SECONDS)  # 2 in the window
+
+
 async def test_real_clock_default_does_not_wait_within_the_burst() -> None:
     bucket = RateLimiter(1000.0, 2)
     await asyncio.wait_for(asyncio.gather(bucket.acquire(), bucket.acquire()), timeout=5)
-    assert bucket.paused_until == -math.inf
+    assert bucket.paused_until() == -math.inf
 
 
 @pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-1, 1), (math.inf, 1), (math.nan, 1), (1, 0)])

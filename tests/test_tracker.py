@@ -3,142 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from core.config import Settings
 from core.jobs import Job, JobState
-from core.ratelimit import RateLimiter
 from core.references import Attachment, GenerationOptions, ReferenceInput, build_request
-from core.service import Requester, VideoService
-from core.store import Store, utc_day
-from core.tracker import Tracker, TrackerConfig, VideoSource
-from core.wan import RetrySettings, WanClient
+from core.store import utc_day
 from core.webhooks import HttpServer, WebhookReceiver, make_http_app
 from tests.fakes.wan_server import FakeWanServer
-
-API_KEY = "test-key"
-FAST = TrackerConfig(
-    lag_target=0.05,
-    default_expected=lambda duration, resolution: 0.2,
-    reconcile_grace=0.2,
-    error_backoff_base=0.05,
-    error_backoff_cap=0.2,
-    delivery_backoff_base=0.02,
-    delivery_backoff_cap=0.05,
-    delivery_attempts=3,
-    max_poll_interval=0.2,
-    webhook_poll_interval=0.2,
-)
-WHO = Requester(guild_id=1, channel_id=2, user_id=3)
-
-
-@dataclass
-class RecordingEvents:
-    """A stand-in for the Discord side: records what the tracker tells it."""
-
-    changes: list[tuple[str, JobState]] = field(default_factory=list)
-    delivered: dict[str, int] = field(default_factory=dict)  # job id → bytes received
-    deliveries: int = 0
-    fail_deliveries: int = 0
-    done: dict[str, asyncio.Event] = field(default_factory=dict)
-
-    def finished(self, job_id: str) -> asyncio.Event:
-        return self.done.setdefault(job_id, asyncio.Event())
-
-    async def job_changed(self, job: Job) -> None:
-        self.changes.append((job.id, job.state))
-        if job.state.is_finished:
-            self.finished(job.id).set()
-
-    async def deliver(self, job: Job, video: VideoSource) -> int:
-        self.deliveries += 1
-        if self.fail_deliveries:
-            self.fail_deliveries -= 1
-            raise RuntimeError("Discord is down")
-        async with video.open(10 * 1024 * 1024) as downloaded:
-            self.delivered[job.id] = downloaded.path.stat().st_size
-        return 1000 + self.deliveries
-
-    def states(self, job_id: str) -> list[JobState]:
-        return [state for jid, state in self.changes if jid == job_id]
-
-
-def settings(tmp_path: Path, **env: str) -> Settings:
-    base = {"DISCORD_TOKEN": "t", "FREEPIK_API_KEY": API_KEY, "DATABASE_PATH": str(tmp_path)}
-    return Settings.from_env({**base, **env})
-
-
-@dataclass
-class Rig:
-    wan: FakeWanServer
-    store: Store
-    tracker: Tracker
-    service: VideoService
-    events: RecordingEvents
-    session: aiohttp.ClientSession
-
-    async def accept(self, duration: int = 5) -> Job:
-        image = Attachment("https://cdn.example/a.png", "a.png", "image/png", 10_000, 512, 512)
-        built = build_request(
-            "Image 1 waves", [ReferenceInput(1, image)], GenerationOptions(duration=duration)
-        )
-        return await self.service.accept(WHO, built)
-
-    async def wait_finished(self, job: Job, timeout: float = 10.0) -> Job:
-        await asyncio.wait_for(self.events.finished(job.id).wait(), timeout)
-        final = await self.store.get_job(job.id)
-        assert final is not None
-        return final
-
-
-@asynccontextmanager
-async def rig(
-    tmp_path: Path,
-    *,
-    wan: FakeWanServer | None = None,
-    store: Store | None = None,
-    config: TrackerConfig = FAST,
-    webhooks: bool = False,
-    env: dict[str, str] | None = None,
-    start: bool = True,
-) -> AsyncIterator[Rig]:
-    async with aiohttp.ClientSession() as session:
-        own_wan = wan is None
-        wan = wan or FakeWanServer(api_key=API_KEY, task_seconds=0.2)
-        if own_wan:
-            await wan.start()
-        own_store = store is None
-        store_cm = Store.open(tmp_path / "db.sqlite3") if own_store else None
-        if store_cm is not None:
-            store = await store_cm.__aenter__()
-        assert store is not None
-        client = WanClient(
-            session,
-            base_url=wan.base_url,
-            api_key=API_KEY,
-            limiter=RateLimiter(200, 50),
-            retry=RetrySettings(max_attempts=3, base_delay=0.01, max_delay=0.05),
-        )
-        tracker = Tracker(store, client, session, webhooks=webhooks, config=config)
-        events = RecordingEvents()
-        tracker.set_events(events)
-        service = VideoService(settings(tmp_path / "db.sqlite3", **(env or {})), store, tracker)
-        try:
-            if start:
-                await tracker.start()
-            yield Rig(wan, store, tracker, service, events, session)
-        finally:
-            await tracker.stop()
-            if store_cm is not None:
-                await store_cm.__aexit__(None, None, None)
-            if own_wan:
-                await wan.close()
+from tests.tracker_rig import API_KEY, DEDICATED, FAST, rig, settings, until, until_state
 
 
 async def test_a_job_is_submitted_polled_and_delivered(tmp_path: Path) -> None:
@@ -174,14 +49,14 @@ async def test_cancel_refunds_once_and_a_later_completion_is_ignored(tmp_path: P
     wan = FakeWanServer(api_key=API_KEY, task_seconds=None)
     async with wan, rig(tmp_path, wan=wan) as r:
         job = await r.accept()
-        await _until(lambda: len(r.wan.tasks) == 1)
-        await _until_state(r, job, JobState.SUBMITTED)
+        await until(lambda: len(r.wan.tasks) == 1)
+        await until_state(r, job, JobState.SUBMITTED)
         cancelled = await r.tracker.cancel(job.id, "moderator said so")
         assert cancelled is not None and cancelled.state is JobState.CANCELLED
         assert await r.tracker.cancel(job.id, "again") is None
         r.wan.complete(next(iter(r.wan.tasks)))
         r.tracker.wake(job.id)  # as a webhook would: the tracker acts on the job now
-        await _until(lambda: r.tracker.stats() == {"scheduled": 0, "running": 0})
+        await until(lambda: r.tracker.stats() == {"scheduled": 0, "running": 0})
         final = await r.store.get_job(job.id)
         assert final is not None and final.state is JobState.CANCELLED
         assert r.events.deliveries == 0
@@ -214,8 +89,8 @@ async def test_a_503_storm_longer_than_client_retries_still_makes_one_task(tmp_p
         assert final.submit_attempts >= 2
 
 
-async def test_a_dropped_create_is_reconciled_without_a_second_task(tmp_path: Path) -> None:
-    async with rig(tmp_path) as r:
+async def test_a_dropped_create_is_adopted_when_the_key_is_ours_alone(tmp_path: Path) -> None:
+    async with rig(tmp_path, config=DEDICATED) as r:
         r.wan.drop_next(1, method="POST")  # the task is created; the answer never arrives
         job = await r.accept()
         final = await r.wait_finished(job)
@@ -223,6 +98,19 @@ async def test_a_dropped_create_is_reconciled_without_a_second_task(tmp_path: Pa
         assert len(r.wan.tasks) == 1
         assert final.task_id == next(iter(r.wan.tasks))
         assert len(r.wan.creates) == 1
+
+
+async def test_a_dropped_create_fails_and_refunds_without_evidence(tmp_path: Path) -> None:
+    # The key may be shared with other tools: one unowned task is no proof that it is ours.
+    async with rig(tmp_path) as r:
+        r.wan.drop_next(1, method="POST")
+        job = await r.accept()
+        final = await r.wait_finished(job)
+        assert final.state is JobState.FAILED
+        assert "not charged" in (final.error or "")
+        assert await r.store.usage(1, 3, final.quota_day) == 0
+        assert len(r.wan.tasks) == 1 and len(r.wan.creates) == 1  # never a second task
+        assert r.events.states(job.id)[-1] is JobState.FAILED  # the member is told
 
 
 async def test_a_create_that_made_nothing_is_submitted_again(tmp_path: Path) -> None:
@@ -261,7 +149,7 @@ async def test_a_restart_mid_job_finishes_it_from_the_database(tmp_path: Path) -
     async with wan:
         async with rig(tmp_path, wan=wan) as first:
             job = await first.accept()
-            await _until_state(first, job, JobState.SUBMITTED)
+            await until_state(first, job, JobState.SUBMITTED)
         # The first process is gone; its task completes while nobody watches.
         wan.complete(next(iter(wan.tasks)))
         async with rig(tmp_path, wan=wan) as second:
@@ -271,7 +159,7 @@ async def test_a_restart_mid_job_finishes_it_from_the_database(tmp_path: Path) -
 
 
 async def test_a_crash_between_create_and_record_is_adopted_on_restart(tmp_path: Path) -> None:
-    async with rig(tmp_path, start=False) as r:
+    async with rig(tmp_path, config=DEDICATED, start=False) as r:
         job = await r.accept()
         # What a crash right after the POST leaves: the job says submitting, the task exists.
         await r.store.transition(job.id, JobState.SUBMITTING, job.created_at - 60)
@@ -325,7 +213,7 @@ async def test_an_expired_result_url_is_refreshed_from_the_api(tmp_path: Path) -
     wan = FakeWanServer(api_key=API_KEY, task_seconds=0.2, media_ttl_seconds=-10)
     async with wan, rig(tmp_path, wan=wan) as r:
         job = await r.accept()
-        await _until_state(r, job, JobState.COMPLETED)
+        await until_state(r, job, JobState.COMPLETED)
         wan.media_ttl_seconds = 3600  # the next GET hands out a live link
         final = await r.wait_finished(job)
         assert final.state is JobState.DELIVERED
@@ -343,16 +231,10 @@ async def test_many_jobs_at_once(tmp_path: Path) -> None:
         assert reads < 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the tracker does not yet ask for each job's webhook URL at submit time: needs"
-    " wt-tracker's Tracker(webhook_url=...) wired to core.webhooks.webhook_url_source(settings)",
-)
 async def test_webhook_completion_delivers_without_polling(tmp_path: Path) -> None:
     secret = "whsec-test-secret"
-    config = replace(FAST, default_expected=lambda d, r: 60.0, webhook_fallback_factor=2.0)
     wan = FakeWanServer(api_key=API_KEY, task_seconds=0.3, webhook_secret=secret)
-    async with wan, rig(tmp_path, wan=wan, config=config, webhooks=True, start=False) as r:
+    async with wan, rig(tmp_path, wan=wan, webhooks=True, start=False) as r:
         receiver = WebhookReceiver(r.tracker.on_webhook, secret=secret)
         server = HttpServer(make_http_app(receiver, lambda: {"ok": True}), "127.0.0.1", 0)
         await server.start()
@@ -384,21 +266,6 @@ async def test_webhook_completion_delivers_without_polling(tmp_path: Path) -> No
             await server.stop()
 
 
-async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
-async def _until_state(r: Rig, job: Job, state: JobState, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            current = await r.store.get_job(job.id)
-            if current is not None and current.state is state:
-                return
-            await asyncio.sleep(0.02)
-
-
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO")
@@ -415,9 +282,9 @@ async def test_a_slow_discord_does_not_hold_up_tracking(tmp_path: Path) -> None:
 
         r.events.job_changed = slow_job_changed  # type: ignore[method-assign]
         job = await r.accept()
-        await _until_state(r, job, JobState.DELIVERED)
+        await until_state(r, job, JobState.DELIVERED)
         released.set()
-        await _until(lambda: JobState.DELIVERED in seen)
+        await until(lambda: JobState.DELIVERED in seen)
         assert seen == sorted(seen, key=list(JobState).index)  # notices keep their order
 
 
@@ -432,7 +299,7 @@ async def test_an_ending_nobody_was_told_about_is_told_after_a_restart(tmp_path:
 
             first.events.job_changed = discord_down  # type: ignore[method-assign]
             job = await first.accept()
-            await _until_state(first, job, JobState.FAILED)
+            await until_state(first, job, JobState.FAILED)
             await first.tracker.notices_sent()
             unnotified = await first.store.get_job(job.id)
             assert unnotified is not None and unnotified.user_notified_at is None

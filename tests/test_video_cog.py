@@ -375,7 +375,9 @@ async def test_the_no_thread_note_stays_on_later_status_edits(world: World) -> N
     later = message.edit.await_args
     assert later is not None
     fields = {field.name: field.value for field in later.kwargs["embed"].fields}
-    assert fields["State"] == "🎨 Generating"
+    state, timing = fields["State"].splitlines()
+    assert state == "🎨 Generating"
+    assert timing.startswith("⏱️ started <t:")  # elapsed time; no ETA before the model knows
     assert fields["Note"] == NO_THREAD_NOTE
 
 

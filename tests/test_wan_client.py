@@ -32,6 +32,7 @@ from core.wan import (
     RetrySettings,
     TaskStatus,
     WanClient,
+    WanDeadlinePassed,
     WanError,
     WanNotFound,
     WanOperatorError,
@@ -78,10 +79,12 @@ class CountingLimiter(RateLimiter):
     def __init__(self, clock: FakeClock) -> None:
         super().__init__(100.0, 50, clock=clock, sleep=clock.sleep)
         self.acquired = 0
+        self.kinds: list[str] = []
 
-    async def acquire(self) -> None:
+    async def acquire(self, kind: str = "*") -> None:
         self.acquired += 1
-        await super().acquire()
+        self.kinds.append(kind)
+        await super().acquire(kind)
 
 
 class TopOfRange(random.Random):
@@ -172,6 +175,79 @@ async def test_create_sends_the_exact_body_and_headers(
     assert sent.key_ok
     assert sent.headers["x-freepik-api-key"] == "<redacted>"
     assert sent.headers["Content-Type"] == "application/json"
+
+
+async def test_the_webhook_url_keyword_goes_into_the_body_and_wins(
+    client: WanClient, wan: FakeWanServer
+) -> None:
+    await client.create(REQUEST, webhook_url="https://bot.example/webhooks/wan/tok1")
+    stored = REQUEST.replace(webhook_url="https://old.example/webhooks/wan/stale")
+    await client.create(stored, webhook_url="https://bot.example/webhooks/wan/tok2")
+    await client.create(stored)  # no keyword: the request's own stays
+    urls = [sent.json["webhook_url"] for sent in wan.creates]
+    assert urls == [
+        "https://bot.example/webhooks/wan/tok1",
+        "https://bot.example/webhooks/wan/tok2",
+        "https://old.example/webhooks/wan/stale",
+    ]
+    assert {key: value for key, value in wan.creates[0].json.items() if key != "webhook_url"} == (
+        REQUEST.to_json()
+    )
+
+
+async def test_a_create_past_its_deadline_is_not_sent(
+    make_client: MakeClient, wan: FakeWanServer
+) -> None:
+    client = make_client(wall_clock=lambda: 5000.0)
+    with pytest.raises(WanDeadlinePassed):
+        await client.create(REQUEST, not_after=5000.0)
+    assert wan.requests == []
+    await client.create(REQUEST, not_after=5000.5)  # still in time: sent
+    assert len(wan.creates) == 1
+
+
+async def test_a_long_hold_on_creates_fails_a_create_at_once_and_leaves_reads_alone(
+    client: WanClient, wan: FakeWanServer, clock: FakeClock, limiter: CountingLimiter
+) -> None:
+    task = await client.create(REQUEST)
+    limiter.pause_for(3600.0, "create")  # a 429 said Retry-After: 3600
+    assert client.held_for("create") == pytest.approx(3600.0)
+    with pytest.raises(WanTransientError) as caught:
+        await client.create(REQUEST)
+    assert caught.value.retry_after == pytest.approx(3600.0)
+    assert clock.sleeps == []  # nobody waits an hour inside the client
+    assert len(wan.creates) == 1
+    assert (await client.get(task.task_id)).task_id == task.task_id  # reads go on
+    assert client.held_for("read") == 0.0
+
+
+async def test_every_page_of_the_list_is_read(client: WanClient, wan: FakeWanServer) -> None:
+    wan.list_page_size = 2  # the server pages below the size we ask for
+    made = {(await client.create(REQUEST)).task_id for _ in range(5)}
+    assert {task.task_id for task in await client.list_tasks()} == made
+    pages = [r.query for r in wan.requests if r.method == "GET"]
+    assert [page["page"] for page in pages] == ["1", "2", "3", "4"]  # 2 + 2 + 1, then none
+    assert {page["page_size"] for page in pages} == {"100"}
+
+
+async def test_a_list_cut_at_its_page_limit_says_so(client: WanClient, wan: FakeWanServer) -> None:
+    wan.list_page_size = 1
+    for _ in range(3):
+        await client.create(REQUEST)
+    tasks, complete = await client.list_all_tasks(max_pages=2)
+    assert len(tasks) == 2 and not complete
+    tasks, complete = await client.list_all_tasks(max_pages=5)
+    assert len(tasks) == 3 and complete
+
+
+async def test_a_list_that_ignores_paging_is_read_once(
+    client: WanClient, wan: FakeWanServer
+) -> None:
+    first = await client.create(REQUEST)
+    same = {"data": [{"task_id": first.task_id, "status": "CREATED"}]}
+    wan.fail_next(200, 2, method="GET", body=same)  # every page answers with the same list
+    assert [task.task_id for task in await client.list_tasks()] == [first.task_id]
+    assert len([r for r in wan.requests if r.method == "GET"]) == 2
 
 
 async def test_the_magnific_header_name_works_too(
@@ -455,15 +531,16 @@ async def test_backoff_is_capped_by_max_delay(
     assert clock.sleeps == [1.0, 2.0, 3.0, 3.0, 3.0]
 
 
-async def test_429_retry_after_is_honoured_and_pauses_everyone(
+async def test_429_retry_after_is_honoured_and_pauses_every_call_of_that_kind(
     client: WanClient, wan: FakeWanServer, clock: FakeClock, limiter: CountingLimiter
 ) -> None:
     start = clock.now
     wan.rate_limit_next(retry_after="7", method="GET")
     await client.list_tasks()
     assert clock.sleeps == [7.0]  # one wait; the limiter's pause had ended when we retried
-    assert limiter.paused_until == pytest.approx(start + 7.0)
-    assert len(wan.requests) == 2
+    assert limiter.paused_until("list") == pytest.approx(start + 7.0)
+    assert limiter.paused_until("read") == float("-inf")  # reads of tasks were not refused
+    assert len(wan.requests) == 2  # the refused page 1, then page 1 again (empty: the end)
 
 
 async def test_retry_after_as_an_http_date(
@@ -481,7 +558,7 @@ async def test_503_retry_after_is_honoured_without_a_global_pause(
     wan.fail_next(503, method="POST", headers={"Retry-After": "4"})
     await client.create(REQUEST)
     assert clock.sleeps == [4.0]
-    assert limiter.paused_until == float("-inf")
+    assert limiter.paused_until("create") == float("-inf")
 
 
 async def test_a_retry_after_beyond_the_budget_is_not_waited_for(
@@ -494,7 +571,7 @@ async def test_a_retry_after_beyond_the_budget_is_not_waited_for(
     assert caught.value.status == 429
     assert caught.value.retry_after == 100.0
     assert clock.sleeps == []
-    assert limiter.paused_until == pytest.approx(clock.now + 100.0)  # others hold off still
+    assert limiter.paused_until("create") == pytest.approx(clock.now + 100.0)  # others hold off
     assert wan.tasks == {}
 
 
@@ -532,7 +609,8 @@ async def test_every_attempt_goes_through_the_limiter(
     task = await client.create(REQUEST)
     await client.get(task.task_id)
     await client.list_tasks()
-    assert limiter.acquired == len(wan.requests) == 6
+    assert limiter.acquired == len(wan.requests) == 7  # the list read 2 pages (1 task, none)
+    assert limiter.kinds == ["create"] * 3 + ["read"] * 2 + ["list"] * 2
 
 
 # --- unknown outcomes and connection failures -----------------------------------------------------

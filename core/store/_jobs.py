@@ -263,16 +263,14 @@ class JobQueries(Queries):
         params.append(limit)
         return [job_from_row(row) for row in await self._db.fetchall(sql, params)]
 
-    async def recent_run_times(
-        self, resolution: str, duration: int, limit: int = 20
-    ) -> list[float]:
-        """Seconds from submission to completion of the latest finished tasks of this shape."""
+    async def recent_completions(self, limit: int) -> list[tuple[str, int, float]]:
+        """(resolution, duration, seconds from submission to completion) of the latest
+        completed tasks, newest first: what the run-time model learns from at start-up."""
         rows = await self._db.fetchall(
-            "SELECT completed_at - submitted_at FROM jobs"
+            "SELECT json_extract(request_json, '$.resolution'),"
+            " json_extract(request_json, '$.duration'), completed_at - submitted_at FROM jobs"
             " WHERE completed_at IS NOT NULL AND submitted_at IS NOT NULL"
-            " AND json_extract(request_json, '$.resolution') = ?"
-            " AND json_extract(request_json, '$.duration') = ?"
             " ORDER BY completed_at DESC LIMIT ?",
-            (resolution, duration, limit),
+            (limit,),
         )
-        return [float(row[0]) for row in rows]
+        return [(str(row[0]), int(row[1]), float(row[2])) for row in rows if row[1] is not None]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, cast
 
@@ -27,9 +28,11 @@ from discord.utils import MISSING
 
 from core.jobs import Job, JobOrigin, JobState
 from core.media import MediaTooLarge, largest_upload
+from core.notices import Progress
 from core.tracker import VideoSource
 from discord_side import presenter
 from discord_side.client import AppClient
+from discord_side.delivery._refresh import ProgressRefresh
 from discord_side.delivery._status_edits import EDIT_INTERVAL_SECONDS, StatusEdits
 from discord_side.delivery._where import (
     NO_PINGS,
@@ -69,13 +72,16 @@ class DiscordDelivery:
         bot: AppClient,
         edit_interval: float = EDIT_INTERVAL_SECONDS,
         keeper: ReferenceKeeper | None = None,
+        progress: Callable[[Job], Progress | None] | None = None,
     ) -> None:
         self.bot = bot
+        self._progress = progress or bot.tracker.progress  # the timing a status message shows
         self.keeper = keeper or ReferenceKeeper(bot)
         # Every thread a job was made in, from the store: replies there are for the bot.
         # discord.py's cache is no guide (it drops archived threads, and misses some).
         self.threads: set[int] = set()
         self.edits = StatusEdits(self._show, interval=edit_interval, forget=self._forget)
+        self.refresh = ProgressRefresh(self._refresh, edit_interval=edit_interval)
         self._locks: dict[str, asyncio.Lock] = {}
         self._threadless: set[str] = set()  # jobs whose channel refused a thread (this run)
         self._notes: dict[str, str] = {}  # why a job's messages are not in a thread (this run)
@@ -158,7 +164,7 @@ class DiscordDelivery:
                 thread = await self.channel(job.thread_id)
                 message = await thread.send(
                     content=mention,
-                    embed=presenter.status_embed(job),
+                    embed=presenter.status_embed(job, progress=self._progress(job)),
                     nonce=f"st{job.id}",
                     allowed_mentions=USERS_ONLY,
                 )
@@ -184,7 +190,7 @@ class DiscordDelivery:
                 channel = await self.channel(job.channel_id)
                 message = await channel.send(
                     content=mention,
-                    embed=presenter.status_embed(job, self._notes[job.id]),
+                    embed=presenter.status_embed(job, self._notes[job.id], self._progress(job)),
                     nonce=f"st{job.id}",
                     allowed_mentions=USERS_ONLY,
                     reference=starter.reference(),  # type: ignore[arg-type]  # None is allowed
@@ -192,7 +198,9 @@ class DiscordDelivery:
                 return job, channel, message
         channel = await self.channel(job.channel_id)
         message = await channel.send(
-            embed=presenter.status_embed(job), nonce=f"st{job.id}", allowed_mentions=USERS_ONLY
+            embed=presenter.status_embed(job, progress=self._progress(job)),
+            nonce=f"st{job.id}",
+            allowed_mentions=USERS_ONLY,
         )
         return job, channel, message
 
@@ -229,7 +237,8 @@ class DiscordDelivery:
                 "job %s: no thread in channel %s; delivering in the channel", job.id, channel.id
             )
             current = await self.bot.store.get_job(job.id)
-            await message.edit(embed=presenter.status_embed(current or job, note))
+            shown = current or job
+            await message.edit(embed=presenter.status_embed(shown, note, self._progress(shown)))
             return
         await self.bot.store.set_discord_ids(job.id, thread_id=thread_id)
         self.threads.add(thread_id)
@@ -253,22 +262,31 @@ class DiscordDelivery:
         """Edit the job's status message to show its state (and the note it keeps)."""
         assert job.status_message_id is not None  # StatusEdits edits only posted messages
         target = await self.channel(status_channel_id(job))
+        progress = self._progress(job)
         await target.get_partial_message(job.status_message_id).edit(
-            embed=presenter.status_embed(job, self._status_note(job, target))
+            embed=presenter.status_embed(job, self._status_note(job, target), progress)
         )
+        self.refresh.plan(job, progress)
+
+    def _refresh(self, job: Job) -> None:
+        if job.id not in self.edits.pending:  # an edit under way shows the newest state anyway
+            self.edits.request(job)
 
     def _forget(self, job_id: str) -> None:
+        self.refresh.cancel(job_id)
         self._locks.pop(job_id, None)
         self._threadless.discard(job_id)
         self._notes.pop(job_id, None)
 
     async def close(self) -> None:
+        self.refresh.close()
         await self.edits.close()
         await self.keeper.close()
 
     # ----------------------------------------------------------------- JobEvents
 
     async def job_changed(self, job: Job) -> None:
+        self.refresh.cancel(job.id)  # this edit shows the newest state; refreshes follow it
         job = await self.ensure_status_message(job)
         self.edits.request(job)
         if job.state in (JobState.FAILED, JobState.CANCELLED):

@@ -2,8 +2,8 @@
 server, the fake API signs its notifications with the shared secret, and a completion arrives
 and is delivered without a single status read. A forged notification is refused with 401.
 
-The expected run time is set to a minute, so the bot's fallback poll (at twice that) cannot
-come during the test: any status read would be a poll the webhook should have made needless.
+With the default settings the bot's first fallback read comes at twice the prior run time
+(minutes), so any status read during the test would be one the webhooks should have made needless.
 """
 
 from __future__ import annotations
@@ -21,18 +21,11 @@ from tests.fakes.wan_server import API_PATH, sign_webhook
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 SECRET = "e2e-webhook-secret"
-# Until the tracker takes the per-job URL source (the stored request no longer carries the URL).
-# strict: once it is wired these pass, and the marker must go.
-UNTIL_TRACKER_WIRING = pytest.mark.xfail(
-    strict=True,
-    reason="the tracker does not yet ask for each job's webhook URL at submit time: needs"
-    " wt-tracker's Tracker(webhook_url=...) wired to core.webhooks.webhook_url_source(settings)",
-)
 
 
 @pytest.fixture(scope="module")
 def world_options() -> Options:
-    return Options(task_seconds=0.3, webhook_secret=SECRET, env={"TRACKER_EXPECTED_SECONDS": "60"})
+    return Options(task_seconds=0.3, webhook_secret=SECRET)
 
 
 async def make_video(world: World, prompt: str) -> tuple[str, dict[str, object]]:
@@ -48,7 +41,6 @@ def status_reads(world: World) -> list[str]:
     return [r.path for r in world.wan.requests if r.method == "GET" and r.path != API_PATH]
 
 
-@UNTIL_TRACKER_WIRING
 async def test_a_completion_arrives_by_webhook_and_is_delivered_without_polling(
     world: World,
 ) -> None:
@@ -71,7 +63,6 @@ async def test_a_completion_arrives_by_webhook_and_is_delivered_without_polling(
     assert job["poll_count"] == 0
 
 
-@UNTIL_TRACKER_WIRING
 async def test_a_forged_webhook_is_refused(world: World) -> None:
     world.wan.task_seconds = None  # this task waits: only a notification could move it
     try:

@@ -20,10 +20,12 @@ are HTTP endpoints under ``/_fake`` (no API key needed):
   "headers": {...}, "seconds": 0.0, "after_processing": false}``
 - ``POST /_fake/config`` any of ``task_seconds`` (null = manual), ``fail_next_tasks``,
   ``media_bytes``, ``media_content_type``, ``webhook_duplicates``, ``webhook_reverse``,
-  ``extra_fields``
+  ``extra_fields``, ``list_page_size``
+- the list operation pages: ``?page=N&page_size=M`` (M capped at ``list_page_size``, 100)
 - ``POST /_fake/tasks/{id}/progress|complete|fail``; ``POST /_fake/tasks/{id}/status``
   ``{"status": "ANY"}``
-- ``GET /_fake/tasks``, ``GET /_fake/requests`` (API requests + media downloads),
+- ``GET /_fake/tasks``, ``GET /_fake/requests`` (API requests + media downloads; ``?brief=1``:
+  method, path and time of the API requests only),
   ``GET /_fake/webhooks``; ``POST /_fake/reset``
 - ``GET /_fake/media/{id}.mp4?token=...``: the result video (streamed MP4-looking bytes)
 
@@ -323,6 +325,7 @@ class FakeWanServer:
         self.webhook_duplicates = 0  # extra copies of every notification (same webhook-id)
         self.webhook_reverse = False  # hold a task's notifications, send them newest first
         self.fail_next_tasks = 0  # how many of the next created tasks end FAILED
+        self.list_page_size = 100  # the most tasks one page of the list holds
         self.tasks: dict[str, FakeTask] = {}
         self.requests: list[RecordedRequest] = []  # API requests only
         self.media_requests: list[RecordedRequest] = []  # result downloads
@@ -686,8 +689,17 @@ class FakeWanServer:
         return seconds
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
-        items = [{"task_id": t.task_id, "status": t.status} for t in self.tasks.values()]
-        return _json({"data": items})
+        # Pages as the sibling endpoint does: ``page`` from 1, ``page_size`` up to our maximum.
+        try:
+            page = int(request.query.get("page", "1"))
+            size = int(request.query.get("page_size", str(self.list_page_size)))
+        except ValueError:
+            return _json({"message": "page and page_size must be integers"}, 400)
+        if page < 1 or size < 1:
+            return _json({"message": "page and page_size must be at least 1"}, 400)
+        size = min(size, self.list_page_size)
+        tasks = list(self.tasks.values())[(page - 1) * size : page * size]
+        return _json({"data": [{"task_id": t.task_id, "status": t.status} for t in tasks]})
 
     async def _get_one(self, request: web.Request) -> web.StreamResponse:
         task = self.tasks.get(request.match_info["task_id"])
@@ -752,6 +764,7 @@ class FakeWanServer:
             "webhook_duplicates",
             "webhook_reverse",
             "extra_fields",
+            "list_page_size",
         }
         changes = await request.json()
         if not isinstance(changes, dict) or set(changes) - settable:
@@ -786,6 +799,9 @@ class FakeWanServer:
         return _json({"tasks": tasks})
 
     async def _control_requests(self, request: web.Request) -> web.StreamResponse:
+        if request.query.get("brief"):  # method, path and time only (benchmarks count them)
+            brief = [{"method": r.method, "path": r.path, "at": r.at} for r in self.requests]
+            return _json({"requests": brief})
         return _json(
             {
                 "requests": [r.to_json() for r in self.requests],

@@ -120,5 +120,4 @@ async def test_webhook_digests_and_run_times(store: Store) -> None:
     await store.transition(job.id, JobState.SUBMITTING, NOW)
     await store.transition(job.id, JobState.SUBMITTED, NOW + 1, task_id="task-1")
     await store.transition(job.id, JobState.COMPLETED, NOW + 31)
-    assert await store.recent_run_times("1080P", 5) == [30.0]
-    assert await store.recent_run_times("720P", 5) == []
+    assert await store.recent_completions(10) == [("1080P", 5, 30.0)]

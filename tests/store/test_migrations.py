@@ -191,7 +191,8 @@ async def test_a_database_from_before_the_stored_form_loads_and_loses_its_tokens
         await store.transition(fresh.id, JobState.SUBMITTING, NOW)
         await store.transition(fresh.id, JobState.SUBMITTED, NOW, task_id="task-fresh")
         await store.transition(fresh.id, JobState.COMPLETED, NOW + 7)
-        assert sorted(await store.recent_run_times("1080P", 5)) == [7.0, 20.0, 20.0]
+        completions = await store.recent_completions(10)
+        assert sorted(s for r, d, s in completions if (r, d) == ("1080P", 5)) == [7.0, 20.0, 20.0]
 
         on_disk = disk_bytes(path)
         assert not [job_id for job_id, token in tokens.items() if token.encode() in on_disk]
