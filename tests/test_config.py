@@ -89,12 +89,15 @@ def test_no_number_setting_takes_infinity_or_nan(value: str) -> None:
         "JOB_DEADLINE_SECONDS",
         "WAN_MAX_RPS",
         "WAN_BURST",
-        "TRACKER_EXPECTED_SECONDS",
         "TRACKER_LAG_SECONDS",
         "TRACKER_RECONCILE_GRACE_SECONDS",
         "STATUS_EDIT_INTERVAL_SECONDS",
         "WEBHOOK_PORT",
         "DEV_GUILD_ID",
+        "CHARACTERS_PER_MEMBER",
+        "CHARACTERS_PER_SERVER",
+        "BUDGET_DAILY_SECONDS",
+        "SERVER_DAILY_SECONDS_MAX",
     )
     with pytest.raises(ConfigError) as raised:
         Settings.from_env({**REQUIRED, **dict.fromkeys(numbers, value)})
