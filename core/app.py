@@ -51,9 +51,9 @@ def build_services(
     metrics: Metrics | None = None,
 ) -> Services:
     metrics = metrics if metrics is not None else Metrics()
-    client = api_client(settings, session)
+    client = api_client(settings, session, metrics)
     webhook_url = webhook_url_source(settings)
-    tracker = _tracker(settings, store, client, session, clock, webhook_url)
+    tracker = _tracker(settings, store, client, session, clock, webhook_url, metrics)
     service = VideoService(settings, store, tracker, clock=clock, metrics=metrics)
     return Services(
         settings=settings,
@@ -68,14 +68,19 @@ def build_services(
     )
 
 
-def api_client(settings: Settings, session: aiohttp.ClientSession) -> WanClient:
-    """The WAN API client with the operator's key, base URL and request budget."""
+def api_client(
+    settings: Settings, session: aiohttp.ClientSession, metrics: Metrics | None = None
+) -> WanClient:
+    """The WAN API client with the operator's key, base URL and request budget; ``metrics``
+    counts its HTTP attempts and the time they waited for the budget."""
+    on_wait = metrics.rate_limit_waited if metrics is not None else None
     return WanClient(
         session,
         base_url=settings.wan_api_base,
         api_key=settings.wan_api_key,
         key_header=settings.wan_api_key_header,
-        limiter=RateLimiter(settings.api_max_rps, settings.api_burst),
+        limiter=RateLimiter(settings.api_max_rps, settings.api_burst, on_wait=on_wait),
+        observer=metrics,
     )
 
 
@@ -86,6 +91,7 @@ def _tracker(
     session: aiohttp.ClientSession,
     clock: Callable[[], float],
     webhook_url: Callable[[Job], str | None] | None,
+    metrics: Metrics,
 ) -> Tracker:
     return Tracker(
         store,
@@ -95,4 +101,5 @@ def _tracker(
         config=tracker_config(settings),
         clock=clock,
         webhook_url=webhook_url,  # each job's URL, derived at submit time (never stored)
+        on_run_time=metrics.task_finished,  # submit -> completed, for the run-time histogram
     )

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+WaitObserver = Callable[[float], None]  # told how long each acquire waited (0 included)
 
 ANY = "*"  # a pause for every kind of call
 WINDOW_SECONDS = 1.1  # the one-second window, with a margin for the time a request takes to go
@@ -85,6 +86,7 @@ class RateLimiter:
 
     ``clock`` (monotonic seconds) and ``sleep`` are injectable so tests run without real waits.
     A caller cancelled while waiting gives up its slot: the limiter errs on the slow side.
+    ``on_wait`` hears the seconds each successful :meth:`acquire` waited (for metrics).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class RateLimiter:
         *,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        on_wait: WaitObserver | None = None,
     ) -> None:
         self._pace = Pace(rate, burst)
         self.rate = rate
@@ -101,6 +104,7 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._paused: dict[str, float] = {}
+        self._on_wait = on_wait
 
     def paused_until(self, kind: str = ANY) -> float:
         """The clock time before which no call of ``kind`` may start (``-inf``: not paused)."""
@@ -112,6 +116,12 @@ class RateLimiter:
 
     async def acquire(self, kind: str = ANY) -> None:
         """Wait for this caller's slot. Usually one computed sleep (or none)."""
+        started = self._clock()
+        await self._wait_for_slot(kind)
+        if self._on_wait is not None:
+            self._on_wait(self._clock() - started)
+
+    async def _wait_for_slot(self, kind: str) -> None:
         while True:
             now = self._clock()
             paused = self.paused_until(kind)

@@ -49,6 +49,7 @@ class Reads:
         *,
         clock: Callable[[], float],
         backoff: Backoff,
+        on_run_time: Callable[[float], None] | None = None,
     ) -> None:
         self._host = host
         self.store = store
@@ -57,6 +58,7 @@ class Reads:
         self.model: RunTimeModel = planner.model
         self._clock = clock
         self._backoff = backoff
+        self._on_run_time = on_run_time  # told submit -> completed of every completion
 
     async def accepted(self, job: Job, task: Task, *, listed: bool) -> None:
         """The job has its task: record it, then act on what the API said of it."""
@@ -139,6 +141,7 @@ class Reads:
                 )
                 if completed is None:
                     return
+                self._ran(completed)
                 self._learn(completed, watch, heard)
                 self._host.tell(completed)
                 self._host.deliver_at(job.id, self._clock())
@@ -157,6 +160,12 @@ class Reads:
                     watch.last_read, watch.reads = now, watch.reads + 1
                 self.planner.plan(watch, now)
                 self._host.planned()
+
+    def _ran(self, job: Job) -> None:
+        if self._on_run_time is None or job.completed_at is None or job.submitted_at is None:
+            return
+        # From our submit to our hearing of it: after a restart, the time we were down too.
+        self._on_run_time(job.completed_at - job.submitted_at)
 
     def _learn(self, job: Job, watch: Watch | None, heard: str) -> None:
         if job.completed_at is None or job.submitted_at is None:

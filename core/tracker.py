@@ -76,6 +76,7 @@ class Tracker:
         clock: Callable[[], float] = time.time,
         download_dir: Path | None = None,
         webhook_url: Callable[[Job], str | None] | None = None,
+        on_run_time: Callable[[float], None] | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -110,7 +111,15 @@ class Tracker:
             backoff=self._backoff,
             tasks=self._scheduler.tasks,
         )
-        self.reads = Reads(self, store, client, self.planner, clock=clock, backoff=self._backoff)
+        self.reads = Reads(
+            self,
+            store,
+            client,
+            self.planner,
+            clock=clock,
+            backoff=self._backoff,
+            on_run_time=on_run_time,
+        )
         self.deliveries = Deliveries(
             self, store, client, session, cfg, self._notices, clock=clock, download_dir=download_dir
         )

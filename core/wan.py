@@ -34,7 +34,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -64,6 +64,7 @@ __all__ = [
     "EXCERPT_CHARS",
     "LIST",
     "READ",
+    "ApiObserver",
     "InvalidParam",
     "RetrySettings",
     "Task",
@@ -93,6 +94,16 @@ CREATE, READ, LIST = "create", "read", "list"  # kinds of call the API may hold 
 _READ_CHUNK: Final = 64 * 1024
 # Statuses that mean "the request was not taken": safe to retry even for a create.
 _NOT_ACCEPTED: Final = frozenset({408, 429, 503})
+# The operation each kind of call is counted as (``core.metrics.API_OPERATIONS``).
+_OPERATIONS: Final = {CREATE: "create", READ: "get", LIST: "list"}
+
+
+class ApiObserver(Protocol):
+    """Told of every HTTP attempt (``core.metrics.Metrics`` is one; this module needs no more)."""
+
+    def api_request(self, operation: str, status: int | str) -> None:
+        """``operation``: create, get or list; ``status``: the HTTP code, or ``timeout`` /
+        ``connection_error`` when no answer came."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +151,7 @@ class WanClient:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        observer: ApiObserver | None = None,
     ) -> None:
         self._session = session
         self._endpoint = base_url.rstrip("/") + API_PATH
@@ -157,6 +169,7 @@ class WanClient:
         self._clock = clock
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()
+        self._observer = observer
 
     def __repr__(self) -> str:
         return f"WanClient({self._endpoint!r})"  # never the key
@@ -251,8 +264,11 @@ class WanClient:
             try:
                 reply = await self._send(method, url, body)
             except (aiohttp.ClientError, TimeoutError) as exc:
+                no_answer = "timeout" if isinstance(exc, TimeoutError) else "connection_error"
+                self._observe(kind, no_answer)
                 error, retryable = self._exception_error(method, exc)
             else:
+                self._observe(kind, reply.status)
                 if 200 <= reply.status < 300:
                     return self._parse(method, reply, parse)
                 error, retryable = self._status_error(method, kind, reply)
@@ -277,6 +293,10 @@ class WanClient:
                 delay,
             )
             await self._sleep(delay)
+
+    def _observe(self, kind: str, status: int | str) -> None:
+        if self._observer is not None:
+            self._observer.api_request(_OPERATIONS[kind], status)
 
     async def _send(self, method: str, url: URL, body: bytes | None) -> _Reply:
         async with self._session.request(

@@ -17,6 +17,7 @@ from discord.abc import GuildChannel, PrivateChannel, Snowflake
 from discord.http import HTTPClient
 
 from core.config import Settings
+from core.metrics import Metrics
 from core.service import VideoService
 from core.store import Store
 from core.tracker import Tracker
@@ -36,6 +37,8 @@ class AppClient(Protocol):
     def session(self) -> aiohttp.ClientSession: ...
     @property
     def tracker(self) -> Tracker: ...
+    @property
+    def metrics(self) -> Metrics: ...
 
     # discord.py's client, as much of it as the Discord side uses
     @property

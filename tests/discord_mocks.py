@@ -689,6 +689,7 @@ async def open_harness(
             moderation=services.moderation,
             wan=services.client,
             session=services.session,
+            metrics=services.metrics,
         )
         yield BotHarness(settings, store, services.tracker, services.service, clock, bot)
 

@@ -17,9 +17,14 @@ from core.http_server import make_http_app
 from core.jobs import JobState
 from core.loop_lag import LoopLagProbe
 from core.metrics import Metrics, discord_route, status_label
+from core.ratelimit import RateLimiter
+from core.request import GenerationRequest, Reference
 from core.store import QuotaLimits, Store
+from core.wan import RetrySettings, WanClient, WanTransientError
 from discord_side.observability import rest_error_trace
+from tests.fakes.wan_server import API_PATH, FakeWanServer
 from tests.store.helpers import NOW, make_job
+from tests.tracker_rig import rig
 
 
 def test_each_metrics_object_has_its_own_registry() -> None:
@@ -211,3 +216,106 @@ async def test_discord_rest_errors_are_counted_through_the_session_trace() -> No
     assert metrics.value(errors, {"route": "messages", "status": "429"}) == 1
     assert metrics.value(errors, {"route": "channels", "status": "connection_error"}) == 1
     assert metrics.value(errors, {"route": "users", "status": "200"}) == 0
+
+
+class StepClock:
+    """Monotonic time that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+API_KEY = "sk-metrics-test"
+REQUEST = GenerationRequest(
+    prompt="Image 1 waves", image_refs=(Reference("https://cdn.example/a.png"),), duration=5
+)
+
+
+async def test_every_api_attempt_is_counted_by_operation_and_status(
+    session: aiohttp.ClientSession,
+) -> None:
+    metrics, clock = Metrics(process=False), StepClock()
+    async with FakeWanServer(api_key=API_KEY, task_seconds=None) as wan:
+        client = WanClient(
+            session,
+            base_url=wan.base_url,
+            api_key=API_KEY,
+            limiter=RateLimiter(100.0, 50, clock=clock, sleep=clock.sleep),
+            retry=RetrySettings(base_delay=0.1, request_timeout=0.3),
+            sleep=clock.sleep,
+            clock=clock,
+            observer=metrics,
+        )
+        task_id = (await client.create(REQUEST)).task_id
+        wan.rate_limit_next(retry_after="1", method="GET")  # a 429, then the retry's 200
+        await client.get(task_id)
+        wan.fail_next(503, method="GET")
+        await client.get(task_id)  # 503, then 200
+        wan.delay_next(30.0, method="GET")
+        await client.get(task_id)  # a timeout, then 200
+        await client.list_tasks()  # page 1 with the task, page 2 empty
+        gets = len(wan.requests_to("GET", f"{API_PATH}/{task_id}"))
+    nowhere = WanClient(
+        session,
+        base_url=f"http://127.0.0.1:{_closed_port()}",
+        api_key=API_KEY,
+        limiter=RateLimiter(100.0, 50),
+        retry=RetrySettings(max_attempts=1),
+        observer=metrics,
+    )
+    with pytest.raises(WanTransientError):
+        await nowhere.get(task_id)
+
+    def count(operation: str, status: str) -> float:
+        return metrics.value(
+            "wanbot_api_requests_total", {"operation": operation, "status": status}
+        )
+
+    assert count("create", "200") == 1
+    assert count("get", "429") == 1
+    assert count("get", "5xx") == 1  # 503 is not one of the codes told apart
+    assert count("get", "connection_error") == 1
+    assert count("get", "timeout") == 1
+    assert count("get", "200") == 3
+    assert count("list", "200") == 2
+    # One count per attempt the server saw, answered in time or not (and one it never saw).
+    statuses = ("200", "429", "5xx", "timeout")
+    assert sum(count("get", status) for status in statuses) == gets
+
+
+async def test_the_limiter_reports_every_wait() -> None:
+    metrics, clock = Metrics(process=False), StepClock()
+    limiter = RateLimiter(1.0, 1, clock=clock, sleep=clock.sleep, on_wait=metrics.rate_limit_waited)
+    await limiter.acquire("read")  # the first goes at once
+    await limiter.acquire("read")  # the next a window later
+    limiter.pause_for(5.0, "read")
+    await limiter.acquire("read")
+    assert metrics.value("wanbot_api_rate_limit_wait_seconds_count") == 3
+    assert metrics.value("wanbot_api_rate_limit_wait_seconds_bucket", {"le": "0.01"}) == 1
+    assert metrics.value("wanbot_api_rate_limit_wait_seconds_sum") == pytest.approx(1.1 + 5.0)
+
+
+async def test_a_completion_counts_its_run_time_and_the_api_calls_it_took(
+    tmp_path: Path,
+) -> None:
+    metrics = Metrics(process=False)
+    async with rig(
+        tmp_path, on_run_time=metrics.task_finished, client_options={"observer": metrics}
+    ) as r:
+        final = await r.wait_finished(await r.accept())
+        gets = len(r.wan.requests_to("GET", f"{API_PATH}/{final.task_id}"))
+    assert final.completed_at is not None and final.submitted_at is not None
+    assert metrics.value("wanbot_task_run_seconds_count") == 1
+    assert metrics.value("wanbot_task_run_seconds_sum") == pytest.approx(
+        final.completed_at - final.submitted_at
+    )
+    api = "wanbot_api_requests_total"
+    assert metrics.value(api, {"operation": "create", "status": "200"}) == 1
+    assert metrics.value(api, {"operation": "get", "status": "200"}) == gets >= 1

@@ -7,6 +7,7 @@ API call can happen: "nothing was spent" is checked in the store's ledger.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -523,6 +524,13 @@ async def test_delivery_uploads_the_file_in_the_thread_with_buttons(
     # Downloads are capped at what the server accepts.
     assert source.max_bytes is not None and source.max_bytes < world.guild.filesize_limit
     assert not source.path.exists()  # the temporary file is gone
+    # Counted as a file, with the time from "completed" to the post.
+    metrics, completed_at = world.harness.bot.metrics, job.completed_at
+    assert completed_at is not None
+    assert metrics.value("wanbot_deliveries_total", {"outcome": "file"}) == 1
+    assert metrics.value("wanbot_deliveries_total", {"outcome": "link"}) == 0
+    assert metrics.value("wanbot_completion_to_post_seconds_count") == 1
+    assert 0 < metrics.value("wanbot_completion_to_post_seconds_sum") <= time.time() - completed_at
 
 
 async def test_a_video_over_the_upload_limit_is_posted_as_a_link(
@@ -536,6 +544,10 @@ async def test_a_video_over_the_upload_limit_is_posted_as_a_link(
     text = call.args[0]
     assert "too large to upload" in text and "<t:1900000000:R>" in text
     assert "file" not in call.kwargs or call.kwargs["file"] is discord.utils.MISSING
+    metrics = world.harness.bot.metrics
+    assert metrics.value("wanbot_deliveries_total", {"outcome": "link"}) == 1
+    assert metrics.value("wanbot_deliveries_total", {"outcome": "file"}) == 0
+    assert metrics.value("wanbot_completion_to_post_seconds_count") == 1
 
 
 async def test_delivery_is_not_repeated_when_an_earlier_post_exists(
@@ -924,6 +936,10 @@ async def test_when_thread_and_channel_refuse_the_status_message_and_a_dm_show_t
     [dm] = [call.args[0] for call in world.dms[world.alice.id].send.await_args_list]
     assert source.url in dm and "/history" in dm and presenter.delivery_marker(job) in dm
     assert f"/{job.channel_id}/{job.status_message_id}" in dm  # a link to the status message
+    metrics = world.harness.bot.metrics  # the video itself was posted nowhere
+    assert metrics.value("wanbot_deliveries_total", {"outcome": "failed"}) == 1
+    assert metrics.value("wanbot_deliveries_total", {"outcome": "file"}) == 0
+    assert metrics.value("wanbot_completion_to_post_seconds_count") == 0
     # The note stays once the job is marked delivered on that message.
     done = await world.store.transition(
         job.id,

@@ -327,7 +327,13 @@ class DiscordDelivery:
                     exc.status,
                     exc.code,
                 )
+        self._count(job, "failed")  # no place took the video: a link from elsewhere, at best
         return await self._point_the_way(job, video.url)
+
+    def _count(self, job: Job, outcome: str) -> None:
+        """A delivery's outcome, and how long after the API finished the video was posted."""
+        lag = None if job.completed_at is None else time.time() - job.completed_at
+        self.bot.metrics.delivered(outcome, lag)
 
     async def _point_the_way(self, job: Job, url: str) -> int:
         """Nowhere takes the video: link it from the status message, and DM the member."""
@@ -386,13 +392,19 @@ class DiscordDelivery:
         try:
             async with video.open(largest_upload(limit)) as downloaded:
                 file = discord.File(downloaded.path, filename=downloaded.filename)
-                return await send(presenter.delivery_text(job), file)
+                posted = await send(presenter.delivery_text(job), file)
         except MediaTooLarge as exc:
-            return await send(presenter.link_text(job, video.url, exc.size, limit))
+            text = presenter.link_text(job, video.url, exc.size, limit)
         except discord.HTTPException as exc:
             if exc.code != 40005:  # request entity too large: the server's limit is lower
                 raise
-            return await send(presenter.link_text(job, video.url, None, limit))
+            text = presenter.link_text(job, video.url, None, limit)
+        else:
+            self._count(job, "file")
+            return posted
+        posted = await send(text)
+        self._count(job, "link")
+        return posted
 
     async def _earlier_delivery(self, target: Target, job: Job) -> int | None:
         """The bot's own delivery of this job, if a crash hid it from the database."""

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.harness import WAN_API_KEY, Options, World, free_port
+from tests.fakes.wan_server import API_PATH
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 T = TypeVar("T")
@@ -113,6 +114,12 @@ async def test_metrics_count_what_the_scenario_did(world: World) -> None:
     errors_before = sample(
         before, "wanbot_discord_rest_errors_total", route="messages", status="429"
     )
+    api = "wanbot_api_requests_total"
+    creates_before = sample(before, api, operation="create", status="200")
+    gets_before = sample(before, api, operation="get", status="200")
+    files_before = sample(before, "wanbot_deliveries_total", outcome="file")
+    lags_before = sample(before, "wanbot_completion_to_post_seconds_count")
+    runs_before = sample(before, "wanbot_task_run_seconds_count")
     # Two refused posts on the way (the status message), which discord.py retries.
     world.discord.rate_limit_next("POST", "/channels/{channel_id}/messages", times=2)
     reply = await world.command(
@@ -147,6 +154,14 @@ async def test_metrics_count_what_the_scenario_did(world: World) -> None:
     assert len(limited) == 2
     errors = sample(text, "wanbot_discord_rest_errors_total", route="messages", status="429")
     assert errors - errors_before == len(limited)
+    # The API calls the job took, as the fake WAN server saw them; its one delivery, a file.
+    assert sample(text, api, operation="create", status="200") - creates_before == 1
+    reads = len(world.wan.requests_to("GET", f"{API_PATH}/{task_id}"))
+    assert sample(text, api, operation="get", status="200") - gets_before == reads >= 1
+    assert sample(text, "wanbot_deliveries_total", outcome="file") - files_before == 1
+    assert sample(text, "wanbot_completion_to_post_seconds_count") - lags_before == 1
+    assert sample(text, "wanbot_task_run_seconds_count") - runs_before == 1
+    assert sample(text, "wanbot_api_rate_limit_wait_seconds_count") >= 2
     assert sample(text, "wanbot_event_loop_lag_seconds_count") >= 1
     assert sample(text, "process_resident_memory_bytes") > 0
     for line in text.splitlines():  # no id of a user, guild, job or task is ever a label
