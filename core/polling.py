@@ -15,10 +15,12 @@ flight two times, and the scheduler spends the read budget on them in this order
   ``relative_lag`` of the running time: a task running far longer than expected is read less
   often, in proportion, not forever at the lag target.
 
-Until a kind of task is trusted, and once a task runs past the model's 99th percentile, the
-model is no guide: the guaranteed read is then also the valuable one. So a fresh install reads
-every task every ``lag`` seconds while the budget allows, whatever the prior says, and the first
-completions make the model (and re-plan every task in flight of that resolution).
+Until a kind of task (a resolution and a duration) is trusted - five completions of it - and
+once a task runs past the model's 99th percentile, the model is no guide: the guaranteed read is
+then also the valuable one. So a fresh install reads every task every ``lag`` seconds while the
+budget allows, whatever the prior says (the first read at a phase of each task's own, so that
+what is learned carries no read grid), and the first completions make the model and re-plan
+every task in flight of that resolution.
 
 With webhooks on, notifications bring the news and reads are only a fallback: the first when the
 model says the task is done with 99 % (twice the prior before anything is learned), then every
@@ -188,12 +190,8 @@ class PollPlanner:
             if read > 0.0:  # read before, and still no notification
                 fallback = read + max(self.webhook_interval, self.relative_lag * read)
             else:
-                trusted = estimate.trusted
-                first = (
-                    estimate.quantile(0.99)
-                    if trusted
-                    else estimate.median * self.webhook_prior_factor
-                )
+                prior = estimate.median * self.webhook_prior_factor
+                first = estimate.quantile(0.99) if estimate.trusted else prior
                 fallback = first + max(lag, self.relative_lag * first)
             due = self._clamp(start + fallback, now, watch)
             return due, due
