@@ -57,6 +57,8 @@ from core.wan_types import (
     WanUserError,
     error_details,
     parse_retry_after,
+    parse_task,
+    parse_task_list,
 )
 
 __all__ = [
@@ -195,7 +197,7 @@ class WanClient:
             document["webhook_url"] = webhook_url
         body = json.dumps(document, ensure_ascii=False).encode()
         task = await self._call(
-            "POST", URL(self._endpoint), _parse_task, body, kind=CREATE, not_after=not_after
+            "POST", URL(self._endpoint), parse_task, body, kind=CREATE, not_after=not_after
         )
         log.info("WAN task %s created (%s)", task.task_id, task.raw_status)
         return task
@@ -206,7 +208,7 @@ class WanClient:
             raise ValueError("task_id must not be empty")
         # Quote everything (even "/"): an id is one path segment, whatever it contains.
         url = URL(f"{self._endpoint}/{quote(task_id, safe='')}", encoded=True)
-        task = await self._call("GET", url, _parse_task, kind=READ)
+        task = await self._call("GET", url, parse_task, kind=READ)
         if task.status is TaskStatus.UNKNOWN:
             log.warning("WAN task %s has an unlisted status %r", task.task_id, task.raw_status)
         return task
@@ -227,7 +229,7 @@ class WanClient:
         tasks: dict[str, Task] = {}
         for page in range(1, max_pages + 1):
             url = URL(self._endpoint).with_query(page=page, page_size=LIST_PAGE_SIZE)
-            items = await self._call("GET", url, _parse_task_list, kind=LIST)
+            items = await self._call("GET", url, parse_task_list, kind=LIST)
             fresh = [task for task in items if task.task_id not in tasks]
             if not fresh:
                 return list(tasks.values()), True
@@ -392,27 +394,3 @@ async def _read_capped(stream: aiohttp.StreamReader, limit: int) -> tuple[bytes,
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks), False
-
-
-def _data(doc: Any) -> Any:
-    if not isinstance(doc, dict) or "data" not in doc:
-        raise ValueError("no 'data' in the response")
-    return doc["data"]
-
-
-def _parse_task(doc: Any) -> Task:
-    return Task.from_json(_data(doc))
-
-
-def _parse_task_list(doc: Any) -> list[Task]:
-    items = _data(doc)
-    if not isinstance(items, list):
-        raise ValueError("'data' is not a list")
-    tasks: list[Task] = []
-    for item in items:
-        try:
-            tasks.append(Task.from_json(item))
-        except ValueError as exc:
-            # One odd item must not hide the others from reconciliation.
-            log.warning("WAN task list: skipping an unreadable item (%s)", exc)
-    return tasks

@@ -22,11 +22,14 @@ from __future__ import annotations
 import email.utils
 import enum
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, Final
+
+log = logging.getLogger(__name__)
 
 EXCERPT_CHARS: Final = 500
 
@@ -192,3 +195,29 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
+
+
+def _data(doc: Any) -> Any:
+    if not isinstance(doc, dict) or "data" not in doc:
+        raise ValueError("no 'data' in the response")
+    return doc["data"]
+
+
+def parse_task(doc: Any) -> Task:
+    """One task from a create or get response (``{"data": {...}}``)."""
+    return Task.from_json(_data(doc))
+
+
+def parse_task_list(doc: Any) -> list[Task]:
+    """The tasks of a list response (``{"data": [...]}``); unreadable items are skipped."""
+    items = _data(doc)
+    if not isinstance(items, list):
+        raise ValueError("'data' is not a list")
+    tasks: list[Task] = []
+    for item in items:
+        try:
+            tasks.append(Task.from_json(item))
+        except ValueError as exc:
+            # One odd item must not hide the others from reconciliation.
+            log.warning("WAN task list: skipping an unreadable item (%s)", exc)
+    return tasks
