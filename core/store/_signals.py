@@ -195,8 +195,9 @@ class PostgresSignals(_FanOut):
 
     async def _watch(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), self._ping_interval)
+            with contextlib.suppress(TimeoutError):  # not wait_for: it may swallow a cancel
+                async with asyncio.timeout(self._ping_interval):
+                    await self._lost.wait()
             if not self._lost.is_set() and await self._alive():
                 continue
             log.warning("signals: the listening connection was lost; reconnecting")
