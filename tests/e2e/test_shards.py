@@ -6,7 +6,12 @@ taking IDENTIFY turns across processes, so the fake gives each shard its own buc
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.e2e.harness import Options, World
 
@@ -70,3 +75,29 @@ async def test_each_process_serves_only_its_shards_servers(world: World) -> None
     code = await world.stop(second)
     assert code == 0
     assert world.discord.connected_shards == {(0, 2)}
+
+
+async def test_a_postgres_world_gives_every_process_one_fresh_database(tmp_path: Path) -> None:
+    # What a network test starts from (the chaos test): one database for every bot process.
+    world = World(tmp_path, Options(postgres=True, shard_count=3, guilds=3))
+    await world.open()
+    try:
+        url = world.database_url
+        assert url is not None and world.process.env["DATABASE_URL"] == url
+        assert world.add_bot({"SHARD_IDS": "2"}, name="2").env["DATABASE_URL"] == url
+        assert sorted(g.shard(3) for g in world.guilds) == [0, 1, 2]
+        assert await tables_in(url) == 0
+    finally:
+        await world.close()
+    with pytest.raises(DBAPIError, match="does not exist"):  # dropped with the world
+        await tables_in(url)
+
+
+async def tables_in(url: str) -> int:
+    engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    try:
+        async with engine.connect() as conn:
+            query = text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            return int((await conn.execute(query)).scalar_one())
+    finally:
+        await engine.dispose()
