@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import discord
@@ -31,8 +31,8 @@ class Heard:
         into.append(guild_id)
         self.changed.set()
 
-    async def until(self, predicate: object, timeout: float = 5.0) -> None:
-        assert callable(predicate)
+    async def until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait until ``predicate()`` holds, re-checked after each thing heard."""
         async with asyncio.timeout(timeout):
             while not predicate():
                 self.changed.clear()
@@ -185,11 +185,12 @@ async def test_each_shard_gets_only_its_guilds_events(fake: FakeDiscord) -> None
             for shard_id, guild_id in by_shard.items()
         }
         for shard_id in (0, 1):
-            await heard[shard_id].until(
-                lambda s=shard_id: (
-                    len(heard[s].interactions) == 1 and len(heard[s].messages) == len(expected[s])
-                )
-            )
+
+            def all_heard(s: int = shard_id) -> bool:
+                got = heard[s]
+                return len(got.interactions) == 1 and len(got.messages) == len(expected[s])
+
+            await heard[shard_id].until(all_heard)
     for shard_id, guild_id in by_shard.items():
         assert heard[shard_id].interactions == [guild_id]
         assert heard[shard_id].messages == expected[shard_id]
