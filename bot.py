@@ -24,6 +24,7 @@ import socket
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import discord
@@ -32,6 +33,7 @@ from dotenv import load_dotenv
 
 from core.app import Services, build_services
 from core.config import ConfigError, Settings, config_warnings
+from core.identify import IdentifyTurns
 from core.logging_setup import configure_logging
 from core.loop_lag import LoopLagProbe
 from core.reachability import Unreachable, describe_network_error, host_of
@@ -45,13 +47,14 @@ from discord_side.delivery import DiscordDelivery
 from discord_side.endpoint import DiscordEndpointError, point_discord_at
 from discord_side.errors import BotCommandTree
 from discord_side.observability import BotHealth, rest_error_trace
+from discord_side.shards import IdentifyGate, describe_shards
 from discord_side.startup import DiscordUnavailable, TokenRefused, explain_start, who_am_i
 from discord_side.views import DeleteButton, RerollButton
 
 log = logging.getLogger("bot")
 
 # Imported from here by bench/restart.py and tests/test_config.py (they predate core.app).
-__all__ = ["WanBot", "main", "run"]
+__all__ = ["ShardedWanBot", "WanBot", "main", "make_bot", "run"]
 
 
 class StartupError(Exception):
@@ -70,13 +73,17 @@ EXTENSIONS = (
 
 class WanBot(commands.Bot):
     """The bot: owns nothing it was handed; registers its Discord side, starts and stops the
-    background work (in ``setup_hook`` and ``close``, in that order)."""
+    background work (in ``setup_hook`` and ``close``, in that order).
+
+    ``identify_turns`` (PostgreSQL, several processes) makes every IDENTIFY wait for its
+    bucket's turn; without it, discord.py's own spacing (one process)."""
 
     def __init__(
         self,
         services: Services,
         *,
         sync_only: bool = False,
+        identify_turns: IdentifyTurns | None = None,
     ) -> None:
         settings = services.settings
         metrics = services.metrics
@@ -92,6 +99,7 @@ class WanBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
             http_trace=rest_error_trace(metrics),  # counts Discord REST errors
+            **self._gateway_options(settings),
         )
         self.services = services
         self.metrics = metrics
@@ -110,6 +118,19 @@ class WanBot(commands.Bot):
         self._http: HttpServer | None = None
         self._delivery: DiscordDelivery | None = None
         self._actions: VideoActions | None = None
+        self._identify_gate = (
+            IdentifyGate(identify_turns, self.http) if identify_turns is not None else None
+        )
+
+    def _gateway_options(self, settings: Settings) -> dict[str, Any]:
+        """discord.py client options for the gateway: none for one unsharded session."""
+        return {}
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if self._identify_gate is None:
+            await super().before_identify_hook(shard_id, initial=initial)
+        else:
+            await self._identify_gate.wait(shard_id)
 
     @property
     def delivery(self) -> DiscordDelivery:
@@ -193,6 +214,33 @@ class WanBot(commands.Bot):
         await super().close()
 
 
+class ShardedWanBot(WanBot, commands.AutoShardedBot):
+    """The bot on discord.py's ``AutoShardedBot``: ``SHARD_COUNT`` shards in all, this process
+    running ``SHARD_IDS``, one gateway session each; the gateway sends each session only its
+    shards' servers, so this process handles only their interactions and messages."""
+
+    def _gateway_options(self, settings: Settings) -> dict[str, Any]:
+        if settings.shard_count is None or settings.shard_ids is None:
+            raise ValueError("a sharded bot needs SHARD_COUNT")
+        return {"shard_count": settings.shard_count, "shard_ids": list(settings.shard_ids)}
+
+
+def make_bot(
+    services: Services, *, sync_only: bool = False, identify_turns: IdentifyTurns | None = None
+) -> WanBot:
+    """The bot for these settings: sharded when SHARD_COUNT is set (``--sync`` needs no gateway,
+    so it never is)."""
+    settings = services.settings
+    if settings.shard_count is None or settings.shard_ids is None or sync_only:
+        return WanBot(services, sync_only=sync_only, identify_turns=identify_turns)
+    log.info(
+        "gateway: %s, IDENTIFY %s",
+        describe_shards(settings.shard_ids, settings.shard_count),
+        "in turns shared through the database" if identify_turns else "5 s apart",
+    )
+    return ShardedWanBot(services, identify_turns=identify_turns)
+
+
 def load_settings() -> Settings:
     # The working directory's .env, like a relative DATABASE_PATH; the environment wins.
     env_file = Path.cwd() / ".env"
@@ -250,7 +298,11 @@ async def run(settings: Settings, *, sync_only: bool) -> None:
         except (sqlite3.Error, OSError) as exc:
             raise StartupError(describe_database_error(path, exc)) from None
         services = build_services(settings, store, session)
-        async with WanBot(services, sync_only=sync_only) as bot:
+        # PostgreSQL (several processes): IdentifyTurns(<the store's engine>), so processes
+        # take turns to IDENTIFY; None (SQLite, one process) keeps discord.py's spacing.
+        identify_turns: IdentifyTurns | None = None
+        bot = make_bot(services, sync_only=sync_only, identify_turns=identify_turns)
+        async with bot:
             if sync_only:
                 await bot.login(settings.discord_token)  # setup_hook syncs; no gateway needed
                 return
