@@ -3,7 +3,7 @@ specific to one area live beside its tests (a module may override one of these b
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from unittest.mock import MagicMock
 
@@ -15,6 +15,7 @@ from core.store import Store
 from tests.discord_mocks import BotHarness, make_guild, make_member, open_harness
 from tests.fakes.discord import FakeDiscord
 from tests.postgres import fresh_database
+from tests.tracker_rig import DATABASES
 
 # No per-example deadline: a busy CI machine must not turn a slow example into a failure.
 settings.register_profile("project", deadline=None)
@@ -37,6 +38,15 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     else:
         async with fresh_database() as url:
             yield url
+
+
+@pytest.fixture
+def both_engines(database: Path | str, tmp_path: Path) -> Iterator[None]:
+    """Run the test once per engine: the tracker rig's store is ``database``
+    (``pytestmark = pytest.mark.usefixtures("both_engines")`` in a module)."""
+    DATABASES[tmp_path] = database
+    yield
+    del DATABASES[tmp_path]
 
 
 @pytest.fixture
