@@ -30,7 +30,7 @@ from pathlib import Path
 
 from core.store._audit import AuditQueries
 from core.store._characters import CharacterQueries
-from core.store._db import Database
+from core.store._db import Database, database_url, redact
 from core.store._hints import HintQueries
 from core.store._jobs import JobQueries
 from core.store._leases import LOCAL_OWNER, LeaseQueries, owner_id
@@ -90,10 +90,12 @@ __all__ = [
     "TooManyJobs",
     "UsageRow",
     "UserOverride",
+    "database_url",
     "day_end",
     "next_utc_midnight",
     "owner_id",
     "quota_advice",
+    "redact",
     "utc_day",
 ]
 

@@ -171,6 +171,7 @@ async def test_the_lease_columns_do_not_leak_into_jobs(store: Store) -> None:
     (job_id,) = await accept(store, 1)
     await store.claim_jobs("a", [JobState.RESERVED], NOW, TTL, 1)
     job = await store.get_job(job_id)
+    assert job is not None
     assert "lease_owner" not in {field.name for field in dataclasses.fields(job)}
 
 
