@@ -12,6 +12,7 @@ SQLite (a file, one process) or PostgreSQL (several processes), with one copy of
 | ``_job_rows`` | the jobs table's one column mapping (SELECT list, INSERT, row → Job) |
 | ``_jobs`` | accepting jobs, legal (fenced) transitions, Discord ids, counters, job queries |
 | ``_leases`` | claiming jobs, renewing and releasing leases, webhooks waiting for an owner |
+| ``_copy`` | copying a SQLite file into an empty PostgreSQL database (``--migrate-from-sqlite``) |
 | ``_ledger`` | the quota ledger: the reservation check, grants, resets, usage, reports |
 | ``_moderation`` | server defaults, member overrides, bans, channel rules |
 | ``_audit`` | audit rows, written in the transaction of the change they describe |
