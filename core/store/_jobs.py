@@ -150,10 +150,12 @@ class JobQueries(Queries):
         )
 
     @overload
-    async def count_delivery_attempt(self, job_id: str, error: str | None) -> int: ...
+    async def count_delivery_attempt(
+        self, job_id: str, error: str | None, *, fence: None = None
+    ) -> int: ...
     @overload
     async def count_delivery_attempt(
-        self, job_id: str, error: str | None, *, fence: int
+        self, job_id: str, error: str | None, *, fence: int | None
     ) -> int | None: ...
     async def count_delivery_attempt(
         self, job_id: str, error: str | None, *, fence: int | None = None

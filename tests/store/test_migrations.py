@@ -5,6 +5,7 @@ disk."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
@@ -47,6 +48,19 @@ async def test_a_new_database_is_at_head_and_reopening_keeps_its_rows(
     async with Store.open(database) as again:
         assert await again.unfinished_count(10, USER) == 1
         assert await revision_of(again.database) == head()
+
+
+async def test_processes_opening_a_new_database_together_migrate_it_once(
+    database: Path | str,
+) -> None:
+    async def open_and_write(user: int) -> str:
+        async with Store.open(database) as store:
+            await store.create_job(make_job(user=user), QuotaLimits(60, 2), NOW)
+            return await revision_of(store.database)
+
+    assert await asyncio.gather(*(open_and_write(user) for user in range(3))) == [head()] * 3
+    async with Store.open(database) as store:
+        assert sum([await store.unfinished_count(10, user) for user in range(3)]) == 3
 
 
 async def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
