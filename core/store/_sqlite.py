@@ -3,14 +3,16 @@ emits BEGIN.
 
 aiosqlite runs each call on the connection's own thread; through SQLAlchemy a statement would be
 four calls (make a cursor, execute, fetch, close), each a round trip between threads. The
-connections made here (:func:`connect`) do all four in one: the cursor is made, run, read and
+connections of :func:`sqlite_engine` do all four in one: the cursor is made, run, read and
 closed on the thread, and the rows come back with it.
 
 The driver's own transaction handling is switched off (``isolation_level = None``) and the
-``begin`` event emits the statement chosen by the connection's :data:`BEGIN_OPTION` execution
-option: ``BEGIN IMMEDIATE`` unless told otherwise (the writer, migrations), nothing for the
-reader (each statement then reads the newest commit) and for the statements that must run
-outside a transaction (``journal_mode``, ``VACUUM``).
+``begin`` event chooses the statement that begins, from the connection's :data:`BEGIN_OPTION`
+execution option: ``BEGIN IMMEDIATE`` unless told otherwise (the writer, migrations), nothing
+for the reader (each statement then reads the newest commit) and for the statements that must
+run outside a transaction (``journal_mode``, ``VACUUM``). The BEGIN is sent on the thread with
+the transaction's first statement, in the same hop; a transaction that ran nothing ends
+without a hop.
 """
 
 from __future__ import annotations
