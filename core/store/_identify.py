@@ -21,6 +21,7 @@ from core.store._tables import identify_slots
 # never meets the one-key (bigint) locks other parts of the store take.
 IDENTIFY_LOCK = 0x57414E49  # "WANI"
 
+
 class IdentifyQueries:
     """Reserving IDENTIFY slots (PostgreSQL only; SQLite is one process, needing none)."""
 
