@@ -4,6 +4,8 @@ python bot.py            run the bot (configuration from the environment / .env)
 python bot.py --sync     sync slash commands globally, then exit (Discord allows ~200 a day)
 python bot.py --check    validate configuration, try the token and API key, exit 0/1
 python bot.py --report [--days N]   spending per server and for the bot, from the database
+python bot.py --migrate-from-sqlite PATH   copy that SQLite file into the empty PostgreSQL
+                                           database DATABASE_URL names, then exit
 
 ``.env`` is read from the working directory, and a relative DATABASE_PATH is relative to it too.
 This file must stay parseable by old Pythons up to the version check below.
@@ -21,9 +23,9 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import discord
@@ -32,12 +34,20 @@ from dotenv import load_dotenv
 
 from core.app import Services, build_services
 from core.config import ConfigError, Settings, config_warnings
+from core.identify import IdentifyTurns
 from core.logging_setup import configure_logging
 from core.loop_lag import LoopLagProbe
 from core.reachability import Unreachable, describe_network_error, host_of
 from core.report import report_main
-from core.startup_checks import database_problem, describe_bind_error, describe_database_error
-from core.store import Store
+from core.startup_checks import (
+    DATABASE_ERRORS,
+    database_problem,
+    describe_bind_error,
+    describe_database_error,
+    describe_postgres_error,
+)
+from core.store import Store, redact
+from core.to_postgres import migrate_from_sqlite
 from core.webhooks import HttpServer, WebhookReceiver, make_http_app
 from discord_side.actions import VideoActions
 from discord_side.check import check
@@ -45,13 +55,14 @@ from discord_side.delivery import DiscordDelivery
 from discord_side.endpoint import DiscordEndpointError, point_discord_at
 from discord_side.errors import BotCommandTree
 from discord_side.observability import BotHealth, rest_error_trace
+from discord_side.shards import IdentifyGate, describe_shards
 from discord_side.startup import DiscordUnavailable, TokenRefused, explain_start, who_am_i
 from discord_side.views import DeleteButton, RerollButton
 
 log = logging.getLogger("bot")
 
 # Imported from here by bench/restart.py and tests/test_config.py (they predate core.app).
-__all__ = ["WanBot", "main", "run"]
+__all__ = ["ShardedWanBot", "WanBot", "main", "make_bot", "run"]
 
 
 class StartupError(Exception):
@@ -70,13 +81,17 @@ EXTENSIONS = (
 
 class WanBot(commands.Bot):
     """The bot: owns nothing it was handed; registers its Discord side, starts and stops the
-    background work (in ``setup_hook`` and ``close``, in that order)."""
+    background work (in ``setup_hook`` and ``close``, in that order).
+
+    ``identify_turns`` (PostgreSQL, several processes) makes every IDENTIFY wait for its
+    bucket's turn; without it, discord.py's own spacing (one process)."""
 
     def __init__(
         self,
         services: Services,
         *,
         sync_only: bool = False,
+        identify_turns: IdentifyTurns | None = None,
     ) -> None:
         settings = services.settings
         metrics = services.metrics
@@ -92,6 +107,7 @@ class WanBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
             http_trace=rest_error_trace(metrics),  # counts Discord REST errors
+            **self._gateway_options(settings),
         )
         self.services = services
         self.metrics = metrics
@@ -110,6 +126,19 @@ class WanBot(commands.Bot):
         self._http: HttpServer | None = None
         self._delivery: DiscordDelivery | None = None
         self._actions: VideoActions | None = None
+        self._identify_gate = (
+            IdentifyGate(identify_turns, self.http) if identify_turns is not None else None
+        )
+
+    def _gateway_options(self, settings: Settings) -> dict[str, Any]:
+        """discord.py client options for the gateway: none for one unsharded session."""
+        return {}
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if self._identify_gate is None:
+            await super().before_identify_hook(shard_id, initial=initial)
+        else:
+            await self._identify_gate.wait(shard_id)
 
     @property
     def delivery(self) -> DiscordDelivery:
@@ -193,6 +222,33 @@ class WanBot(commands.Bot):
         await super().close()
 
 
+class ShardedWanBot(WanBot, commands.AutoShardedBot):
+    """The bot on discord.py's ``AutoShardedBot``: ``SHARD_COUNT`` shards in all, this process
+    running ``SHARD_IDS``, one gateway session each; the gateway sends each session only its
+    shards' servers, so this process handles only their interactions and messages."""
+
+    def _gateway_options(self, settings: Settings) -> dict[str, Any]:
+        if settings.shard_count is None or settings.shard_ids is None:
+            raise ValueError("a sharded bot needs SHARD_COUNT")
+        return {"shard_count": settings.shard_count, "shard_ids": list(settings.shard_ids)}
+
+
+def make_bot(
+    services: Services, *, sync_only: bool = False, identify_turns: IdentifyTurns | None = None
+) -> WanBot:
+    """The bot for these settings: sharded when SHARD_COUNT is set (``--sync`` needs no gateway,
+    so it never is)."""
+    settings = services.settings
+    if settings.shard_count is None or settings.shard_ids is None or sync_only:
+        return WanBot(services, sync_only=sync_only, identify_turns=identify_turns)
+    log.info(
+        "gateway: %s, IDENTIFY %s",
+        describe_shards(settings.shard_ids, settings.shard_count),
+        "in turns shared through the database" if identify_turns else "5 s apart",
+    )
+    return ShardedWanBot(services, identify_turns=identify_turns)
+
+
 def load_settings() -> Settings:
     # The working directory's .env, like a relative DATABASE_PATH; the environment wins.
     env_file = Path.cwd() / ".env"
@@ -236,9 +292,16 @@ async def _reach_discord(settings: Settings, session: aiohttp.ClientSession) -> 
 
 
 async def run(settings: Settings, *, sync_only: bool) -> None:
-    path = settings.database_path
-    log.info("database %s (working directory %s)", path.resolve(), Path.cwd())
-    for problem in (database_problem(path), None if sync_only else _port_problem(settings)):
+    path, url = settings.database_path, settings.database_url
+    if url is None:
+        log.info("database %s (working directory %s)", path.resolve(), Path.cwd())
+    else:
+        log.info("database: PostgreSQL %s", redact(url))
+    problems = (
+        None if url is not None else database_problem(path),
+        None if sync_only else _port_problem(settings),
+    )
+    for problem in problems:
         if problem is not None:
             raise StartupError(problem)
     async with contextlib.AsyncExitStack() as stack:
@@ -246,11 +309,20 @@ async def run(settings: Settings, *, sync_only: bool) -> None:
         await _reach_discord(settings, session)
         await point_discord_at(settings.discord_api_base, settings.discord_token, session=session)
         try:
-            store = await stack.enter_async_context(Store.open(path))
-        except (sqlite3.Error, OSError) as exc:
-            raise StartupError(describe_database_error(path, exc)) from None
+            store = await stack.enter_async_context(Store.open(settings.database_target))
+        except DATABASE_ERRORS as exc:
+            reason = (
+                describe_database_error(path, exc)
+                if url is None
+                else describe_postgres_error(url, exc)
+            )
+            raise StartupError(reason) from None
         services = build_services(settings, store, session)
-        async with WanBot(services, sync_only=sync_only) as bot:
+        # PostgreSQL (several processes): IdentifyTurns(<the store's engine>), so processes
+        # take turns to IDENTIFY; None (SQLite, one process) keeps discord.py's spacing.
+        identify_turns = IdentifyTurns(store.database.engine) if store.is_postgres else None
+        bot = make_bot(services, sync_only=sync_only, identify_turns=identify_turns)
+        async with bot:
             if sync_only:
                 await bot.login(settings.discord_token)  # setup_hook syncs; no gateway needed
                 return
@@ -274,17 +346,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync", action="store_true", help="sync slash commands, then exit")
     parser.add_argument("--report", action="store_true", help="print spending per server, exit")
     parser.add_argument("--days", type=int, default=7, help="days in --report (default 7)")
+    parser.add_argument(
+        "--migrate-from-sqlite",
+        metavar="PATH",
+        type=Path,
+        help="copy this SQLite file into the empty PostgreSQL database of DATABASE_URL, exit",
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     configure_logging(
         settings.log_level,
         settings.log_format,
-        secrets=(settings.discord_token, settings.wan_api_key, settings.webhook_secret),
+        secrets=(
+            settings.discord_token,
+            settings.wan_api_key,
+            settings.webhook_secret,
+            settings.database_password,
+        ),
     )
     if args.check:
         return asyncio.run(check(settings))
     if args.report:
         return report_main(settings, args.days)
+    if args.migrate_from_sqlite is not None:
+        return migrate_from_sqlite(settings, args.migrate_from_sqlite)
     for warning in config_warnings(settings):
         log.warning("configuration: %s", warning)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,9 @@ DEFAULT_DISCORD_API_BASE = "https://discord.com/api/v10"
 
 T = TypeVar("T")
 
+MAX_SHARDS = 100_000
+_SHARD_RANGE = re.compile(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?")  # "5" or "5-7" (ASCII digits)
+
 # Every variable Settings.from_env reads (tests and tools that start the bot clear them all).
 SETTING_NAMES: tuple[str, ...] = (
     "DISCORD_TOKEN",
@@ -24,6 +28,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "WAN_API_KEY_HEADER",
     "DISCORD_API_BASE",
     "DATABASE_PATH",
+    "DATABASE_URL",
     "DEV_GUILD_ID",
     "WEBHOOK_PUBLIC_URL",
     "WEBHOOK_SECRET",
@@ -49,6 +54,8 @@ SETTING_NAMES: tuple[str, ...] = (
     "SERVER_DAILY_SECONDS_MAX",
     "ALLOWED_GUILD_IDS",
     "LEAVE_UNLISTED_GUILDS",
+    "SHARD_COUNT",
+    "SHARD_IDS",
 )
 
 
@@ -69,6 +76,9 @@ class Settings:
     wan_api_key_header: str = "x-freepik-api-key"
     discord_api_base: str = DEFAULT_DISCORD_API_BASE
     database_path: Path = Path("data/bot.sqlite3")
+    # PostgreSQL for several processes (None: SQLite at database_path, one process). It may
+    # hold a password: never in a repr or a log line.
+    database_url: str | None = field(default=None, repr=False)
     dev_guild_id: int | None = None
     # Webhook receiver + /healthz. The HTTP server runs when http_port is not 0.
     webhook_public_url: str | None = None
@@ -109,6 +119,24 @@ class Settings:
     # leaves the others (after telling their owner).
     allowed_guild_ids: frozenset[int] | None = None
     leave_unlisted_guilds: bool = True
+    # Sharding: the total number of shards (None: not sharded, one gateway session) and the
+    # ones this process runs (all of them unless SHARD_IDS says otherwise), ascending.
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+
+    @property
+    def sharded(self) -> bool:
+        return self.shard_count is not None
+
+    @property
+    def database_target(self) -> Path | str:
+        """What the store opens: the PostgreSQL URL, else the SQLite file."""
+        return self.database_url or self.database_path
+
+    @property
+    def database_password(self) -> str | None:
+        """The password in DATABASE_URL, to keep out of the logs."""
+        return urlsplit(self.database_url).password if self.database_url else None
 
     @property
     def webhooks_enabled(self) -> bool:
@@ -167,6 +195,30 @@ class Settings:
                 raise ValueError
             return value
 
+        def shard_total(raw: str) -> int:
+            value = positive_int(raw)
+            if value > MAX_SHARDS:  # a typo, not a bot: every shard is a gateway session
+                raise ValueError
+            return value
+
+        def postgres_url(raw: str | None) -> str | None:  # DATABASE_URL
+            if raw is None:
+                return None
+            try:
+                scheme = urlsplit(raw).scheme
+                urlsplit(raw).port  # noqa: B018 (raises on a port that is not a number)
+            except ValueError:
+                scheme = ""
+            if scheme not in ("postgresql", "postgresql+asyncpg"):
+                # Never echo the value: it may carry a password.
+                problems.append(
+                    "DATABASE_URL must be a PostgreSQL URL (postgresql://user:password@host/"
+                    "database or postgresql+asyncpg://...); leave it unset for SQLite at"
+                    " DATABASE_PATH"
+                )
+                return None
+            return raw
+
         def port(raw: str) -> int:
             value = int(raw)
             if not 0 <= value <= 65535:
@@ -216,6 +268,8 @@ class Settings:
             problems.append("LOG_FORMAT must be text or json")
             log_format = "text"
         webhook_public_url = url("WEBHOOK_PUBLIC_URL", None)
+        shard_count = parsed("SHARD_COUNT", None, shard_total, "a whole number of shards 1-100000")
+        shard_ids = _shard_ids(get("SHARD_IDS"), shard_count, get("SHARD_COUNT"), problems)
         # Listen on every interface only when the API has to reach us; /healthz and /metrics
         # alone stay on loopback unless the operator says otherwise.
         default_host = "0.0.0.0" if webhook_public_url else "127.0.0.1"  # noqa: S104
@@ -228,6 +282,7 @@ class Settings:
             discord_api_base=url("DISCORD_API_BASE", DEFAULT_DISCORD_API_BASE)
             or DEFAULT_DISCORD_API_BASE,
             database_path=Path(get("DATABASE_PATH") or "data/bot.sqlite3"),
+            database_url=postgres_url(get("DATABASE_URL")),
             dev_guild_id=parsed("DEV_GUILD_ID", None, snowflake, "a Discord server id"),
             webhook_public_url=webhook_public_url,
             webhook_secret=get("WEBHOOK_SECRET"),
@@ -278,12 +333,68 @@ class Settings:
                 "Discord server ids separated by commas (e.g. 1234567890123,2345678901234)",
             ),
             leave_unlisted_guilds=parsed("LEAVE_UNLISTED_GUILDS", True, boolean, "true or false"),
+            shard_count=shard_count,
+            shard_ids=shard_ids,
         )
         if settings.webhooks_enabled and settings.http_port == 0:
             problems.append("WEBHOOK_PUBLIC_URL is set but WEBHOOK_PORT is 0 (server off)")
         if problems:
             raise ConfigError(problems)
         return settings
+
+
+def parse_shard_ranges(raw: str) -> list[range]:
+    """``"0-3"``, ``"0,2,5-7"``: shard numbers and inclusive ranges, as ``range``s. Raises
+    ``ValueError`` for anything else (an empty part, ``3-1``, a negative number)."""
+    found: list[range] = []
+    for part in raw.split(","):
+        match = _SHARD_RANGE.fullmatch(part)
+        if match is None:
+            raise ValueError(f"not a shard number or range: {part!r}")
+        first = int(match[1])
+        last = int(match[2]) if match[2] is not None else first
+        if last < first:
+            raise ValueError(f"a range runs upwards: {part!r}")
+        found.append(range(first, last + 1))
+    return found
+
+
+def parse_shard_ids(raw: str) -> tuple[int, ...]:
+    """The shards ``raw`` names (see :func:`parse_shard_ranges`), ascending, each once."""
+    return tuple(sorted({shard for part in parse_shard_ranges(raw) for shard in part}))
+
+
+def _shard_ids(
+    raw: str | None, count: int | None, raw_count: str | None, problems: list[str]
+) -> tuple[int, ...] | None:
+    """SHARD_IDS checked against SHARD_COUNT; every shard when unset; None when not sharded."""
+    if raw is None:
+        return tuple(range(count)) if count is not None else None
+    if raw_count is None:
+        problems.append(
+            "SHARD_IDS is set but SHARD_COUNT is not: set SHARD_COUNT to the total number of"
+            " shards (the same in every process)"
+        )
+        return None
+    try:
+        ranges = parse_shard_ranges(raw)
+    except ValueError:
+        problems.append(
+            "SHARD_IDS must be shard numbers and ranges separated by commas (e.g. 0-3 or 0,2,5-7)"
+        )
+        return None
+    if count is None:
+        return None  # SHARD_COUNT itself is wrong, and said so
+    # Checked on the ranges, never expanded first: "0-99999999999" must not fill the memory.
+    outside = sorted({n for part in ranges for n in part[max(0, count - part.start) :][:6]})
+    if outside:
+        listed = ", ".join(map(str, outside[:5])) + (", ..." if len(outside) > 5 else "")
+        problems.append(
+            f"SHARD_IDS names shard {listed} but SHARD_COUNT is {count}: shards are numbered"
+            f" 0-{count - 1}"
+        )
+        return None
+    return parse_shard_ids(raw)
 
 
 def config_warnings(settings: Settings) -> list[str]:

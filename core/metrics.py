@@ -124,6 +124,17 @@ class Metrics:
             ["state"],
             registry=reg,
         )
+        self.api_budget_held = Gauge(
+            f"{PREFIX}_api_budget_held",
+            "1 while this process holds the API budget and makes the WAN API calls (exactly one"
+            " process of a network holds it; a single process always does).",
+            registry=reg,
+        )
+        self.jobs_leased = Gauge(
+            f"{PREFIX}_jobs_leased",
+            "Jobs whose next step this process holds the lease of.",
+            registry=reg,
+        )
         self.requests_accepted = Counter(
             f"{PREFIX}_requests_accepted",
             "Video requests accepted (their cost reserved), by origin.",
@@ -233,6 +244,12 @@ class Metrics:
 
     def loop_lagged(self, seconds: float) -> None:
         self.loop_lag.observe(_seconds(seconds))
+
+    def budget_held(self, held: bool) -> None:
+        self.api_budget_held.set(1 if held else 0)
+
+    def set_jobs_leased(self, count: int) -> None:
+        self.jobs_leased.set(count)
 
     def set_job_counts(self, counts: Mapping[str, int]) -> None:
         """Unfinished jobs per state (states absent from ``counts`` are 0)."""

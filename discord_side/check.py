@@ -14,9 +14,16 @@ import aiohttp
 from core.config import Settings, config_warnings
 from core.ratelimit import RateLimiter
 from core.reachability import Unreachable, host_of, probe
-from core.startup_checks import database_problem
+from core.startup_checks import database_problem, postgres_problem
+from core.store import redact
 from core.wan import RetrySettings, WanClient, WanError, WanOperatorError, WanTransientError
-from discord_side.startup import DiscordUnavailable, TokenRefused, who_am_i
+from discord_side.startup import (
+    DiscordUnavailable,
+    TokenRefused,
+    gateway_advice,
+    shard_line,
+    who_am_i,
+)
 
 CHECK_TIMEOUT_SECONDS = 10.0
 
@@ -27,8 +34,13 @@ async def check(settings: Settings) -> int:
     print(f"configuration: ok ({settings!r})")  # Settings' repr leaves the secrets out
     for warning in config_warnings(settings):
         print(f"warning: {warning}")
-    problem = database_problem(settings.database_path, create=False)
-    print(f"database: {problem}" if problem else f"database: ok ({settings.database_path})")
+    if settings.database_url is None:
+        problem = database_problem(settings.database_path, create=False)
+        where = str(settings.database_path)
+    else:
+        problem = await postgres_problem(settings.database_url, within=CHECK_TIMEOUT_SECONDS)
+        where = f"PostgreSQL {redact(settings.database_url)}"
+    print(f"database: {problem}" if problem else f"database: ok ({where})")
     async with aiohttp.ClientSession() as session:
         (discord_ok, discord_line), (wan_ok, wan_line) = await asyncio.gather(
             _check_discord(settings, session), _check_wan(settings, session)
@@ -52,7 +64,13 @@ async def _check_discord(settings: Settings, session: aiohttp.ClientSession) -> 
         return False, f"discord token: REFUSED, {exc}"
     except DiscordUnavailable as exc:
         return False, f"discord token: could not check ({exc})"
-    return True, f"discord token: ok (logged in as {identity.username}, id {identity.user_id})"
+    advice = await gateway_advice(
+        session, settings.discord_api_base, settings.discord_token, within=CHECK_TIMEOUT_SECONDS
+    )
+    return True, (
+        f"discord token: ok (logged in as {identity.username}, id {identity.user_id})\n"
+        + shard_line(settings.shard_count, settings.shard_ids, advice)
+    )
 
 
 async def _check_wan(settings: Settings, session: aiohttp.ClientSession) -> tuple[bool, str]:

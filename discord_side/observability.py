@@ -22,6 +22,7 @@ import aiohttp
 
 from core.metrics import Metrics
 from discord_side.client import AppClient
+from discord_side.shards import gateway_open
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class BotHealth:
         bot.add_listener(self._on_disconnect, "on_disconnect")
         bot.add_listener(self._on_up, "on_ready")
         bot.add_listener(self._on_up, "on_resumed")
+        bot.add_listener(self._on_up, "on_shard_ready")  # one shard IDENTIFYed again
 
     async def _on_disconnect(self) -> None:
         if self._bot.is_closed():
@@ -71,7 +73,7 @@ class BotHealth:
             self._down_since = self._clock()
             log.warning("Discord gateway disconnected; reconnecting")
 
-    async def _on_up(self) -> None:
+    async def _on_up(self, *_shard_id: int) -> None:
         if self._down_since is not None:
             log.info(
                 "Discord gateway connected again after %.1f s", self._clock() - self._down_since
@@ -84,7 +86,7 @@ class BotHealth:
             return "the bot is shutting down"
         if not bot.is_ready():
             return "not connected to the Discord gateway yet (starting)"
-        if self._down_since is not None or bot.ws is None or not bot.ws.open:
+        if self._down_since is not None or not gateway_open(bot):
             since = self._down_since if self._down_since is not None else self._clock()
             return (
                 f"the Discord gateway connection is down ({self._clock() - since:.0f} s);"

@@ -80,6 +80,24 @@ def test_secrets_never_appear_in_repr_or_errors() -> None:
     assert "discord-secret-token" not in str(raised.value)
 
 
+def test_database_url_chooses_postgresql_and_must_be_one() -> None:
+    sqlite = Settings.from_env(REQUIRED)
+    assert sqlite.database_url is None and sqlite.database_target == Path("data/bot.sqlite3")
+    for url in ("postgresql://bot:pg-secret@db:5432/wanbot", "postgresql+asyncpg://db/wanbot"):
+        settings = Settings.from_env({**REQUIRED, "DATABASE_URL": url})
+        assert settings.database_target == url
+        assert "pg-secret" not in repr(settings)
+    assert Settings.from_env(
+        {**REQUIRED, "DATABASE_URL": "postgresql://bot:pg-secret@db/wanbot"}
+    ).database_password == ("pg-secret")
+    for wrong in ("mysql://bot:pg-secret@db/x", "sqlite:///x.db", "pg-secret", "postgresql://h:x/"):
+        with pytest.raises(ConfigError) as raised:
+            Settings.from_env({**REQUIRED, "DATABASE_URL": wrong})
+        (problem,) = raised.value.problems
+        assert problem.startswith("DATABASE_URL must be a PostgreSQL URL") and "unset" in problem
+        assert "pg-secret" not in problem
+
+
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan", "NaN", "Infinity", "1e400"])
 def test_no_number_setting_takes_infinity_or_nan(value: str) -> None:
     numbers = (
@@ -221,7 +239,31 @@ async def test_check_reports_a_working_setup(
         assert await check(settings) == 0
     out = capsys.readouterr().out
     assert "discord token: ok" in out and "WAN API key: ok" in out
+    assert "discord shards: this process: not sharded; Discord recommends 1" in out
     assert discord.token not in out and "wan-key" not in out
+
+
+async def test_check_tells_a_network_it_needs_more_shards(
+    restore_discord: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shards = FakeDiscord(shard_count=4, max_concurrency=2)
+    async with shards as discord, FakeWanServer(api_key="wan-key") as wan:
+        settings = Settings.from_env(
+            {
+                "DISCORD_TOKEN": discord.token,
+                "FREEPIK_API_KEY": "wan-key",
+                "DISCORD_API_BASE": discord.api_base,
+                "WAN_API_BASE": wan.base_url,
+                "SHARD_COUNT": "2",
+                "SHARD_IDS": "1",
+            }
+        )
+        assert await check(settings) == 0
+    out = capsys.readouterr().out
+    assert (
+        "discord shards: this process: 1 of 2 shard(s); Discord recommends 4"
+        " (IDENTIFY max_concurrency 2): raise SHARD_COUNT" in out
+    )
 
 
 async def test_check_fails_on_a_refused_api_key(

@@ -5,6 +5,12 @@ the pytest event loop) and the ``python bot.py`` process pointed at them through
 configuration (environment variables). Tests act as users do (slash commands, buttons, messages)
 and check what users, Discord, the API and the database saw.
 
+A network: ``Options(shard_count=N, postgres=True)`` gives a local Discord recommending N shards
+and one fresh PostgreSQL database (``DATABASE_URL`` for every process); ``add_bot(env)`` adds
+more ``python bot.py`` processes (say ``SHARD_IDS``), each with its own log, started with
+``start`` (which waits for its shards), stopped with ``stop`` or ``crash``; ``sync_commands``
+runs ``python bot.py --sync`` so every server has the commands, not only ``DEV_GUILD_ID``.
+
 The event loop must be running for the fakes to answer, so every wait here is an ``await``
 (the bot's shutdown included: ``proc.wait`` runs in a thread).
 """
@@ -22,13 +28,15 @@ import subprocess
 import sys
 import zlib
 from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from core.config import SETTING_NAMES
-from tests.fakes.discord import FakeDiscord, FakeUser, MessageFlag
+from core.config import SETTING_NAMES, parse_shard_ids
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, MessageFlag, shard_of
 from tests.fakes.wan_server import FakeWanServer, fake_mp4_chunks
+from tests.postgres import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT_SCRIPT = ROOT / "bot.py"
@@ -119,8 +127,19 @@ class BotProcess:
 
     env: dict[str, str]
     log_path: Path
+    args: tuple[str, ...] = ()  # e.g. ("--sync",)
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
+
+    @property
+    def shards(self) -> frozenset[tuple[int, int]] | None:
+        """``(shard_id, shard_count)`` this process runs, from its SHARD_* settings (None: the
+        bot is not sharded)."""
+        count = self.env.get("SHARD_COUNT", "").strip()
+        if not count:
+            return None
+        total, ids = int(count), self.env.get("SHARD_IDS", "").strip()
+        return frozenset((i, total) for i in (parse_shard_ids(ids) if ids else range(total)))
 
     def spawn(self) -> None:
         if self.proc is not None:
@@ -129,7 +148,7 @@ class BotProcess:
         self._log.write(b"\n===== bot starting =====\n")
         self._log.flush()
         self.proc = subprocess.Popen(
-            [sys.executable, str(BOT_SCRIPT)],
+            [sys.executable, str(BOT_SCRIPT), *self.args],
             cwd=ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -166,6 +185,10 @@ class BotProcess:
         self.proc.kill()
         return await self._reap(STOP_TIMEOUT)
 
+    async def wait(self, timeout: float) -> int:
+        """Wait for the process to exit by itself (``--sync``); killed after ``timeout``."""
+        return await self._reap(timeout)
+
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
@@ -186,13 +209,26 @@ class Options:
     task_seconds: float | None = 1.5
     media_bytes: int = 200 * 1024
     webhook_secret: str | None = None  # set: webhook mode (the bot's HTTP server on a free port)
+    # The local Discord: the shard count GET /gateway/bot recommends and its IDENTIFY buckets.
+    shard_count: int = 1
+    max_concurrency: int = 1
+    guilds: int = 1  # servers the bot is in, spread over the shards in turn
+    postgres: bool = False  # every bot process on one fresh PostgreSQL database (DATABASE_URL)
 
 
 class World:
     def __init__(self, directory: Path, options: Options) -> None:
         self.directory = directory
         self.options = options
-        self.discord = FakeDiscord()
+        self.discord = FakeDiscord(
+            shard_count=options.shard_count, max_concurrency=options.max_concurrency
+        )
+        # The first server, then one on each next shard in turn.
+        self.guilds: list[FakeGuild] = [self.discord.guilds[self.discord.guild_id]]
+        first = shard_of(self.discord.guild_id, options.shard_count)
+        for n in range(1, options.guilds):
+            shard = ((first + n) % options.shard_count, options.shard_count)
+            self.guilds.append(self.discord.add_guild(f"Server {n + 1}", shard=shard))
         self.wan = FakeWanServer(
             api_key=WAN_API_KEY,
             task_seconds=options.task_seconds,
@@ -202,7 +238,10 @@ class World:
         self.db_path = directory / "bot.sqlite3"
         self.log_path = directory / "bot.log"
         self.http_port: int | None = None
+        self.database_url: str | None = None  # Options.postgres: the database every bot uses
         self.bot: BotProcess | None = None
+        self.processes: list[BotProcess] = []  # the first is ``bot``; ``add_bot`` adds more
+        self._resources = AsyncExitStack()
         self._users = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -210,15 +249,44 @@ class World:
     async def open(self) -> None:
         await self.discord.start()
         await self.wan.start()
+        if self.options.postgres:
+            self.database_url = await self._resources.enter_async_context(fresh_database())
         self.bot = BotProcess(self.environment(), self.log_path)
+        self.processes.append(self.bot)
 
     async def close(self) -> None:
         try:
-            if self.bot is not None and self.bot.running:
-                await self.bot.kill()
+            for process in self.processes:
+                if process.running:
+                    await process.kill()
         finally:
-            await self.wan.close()
-            await self.discord.close()
+            try:
+                await self.wan.close()
+                await self.discord.close()
+            finally:
+                await self._resources.aclose()
+
+    def add_bot(self, env: Mapping[str, str], *, name: str) -> BotProcess:
+        """Another ``python bot.py`` beside the first: the same settings with ``env`` on top
+        (``SHARD_IDS``...), its own log (``bot-<name>.log``) and, in webhook mode, its own
+        port. In SQLite mode give it its own ``DATABASE_PATH``: a SQLite file is one process's."""
+        port = free_port() if self.options.webhook_secret is not None else None
+        extra = dict(env)
+        if port is not None:
+            extra |= {
+                "WEBHOOK_PORT": str(port),
+                "WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            }
+        process = BotProcess(self.environment() | extra, self.directory / f"bot-{name}.log")
+        self.processes.append(process)
+        return process
+
+    def guilds_of(self, process: BotProcess) -> list[FakeGuild]:
+        """The servers whose events the gateway gives this process (all, when unsharded)."""
+        shards = process.shards
+        if shards is None:
+            return list(self.guilds)
+        return [g for g in self.guilds if any(g.shard(n) == i for i, n in shards)]
 
     def environment(self) -> dict[str, str]:
         env = {name: value for name, value in os.environ.items() if name not in CONFIG_VARS}
@@ -240,12 +308,15 @@ class World:
             "QUOTA_MAX_CONCURRENT": "5",
         }
         if self.options.webhook_secret is not None:
-            self.http_port = free_port()
+            if self.http_port is None:  # the first bot's port (add_bot gives others their own)
+                self.http_port = free_port()
             env |= {
                 "WEBHOOK_PORT": str(self.http_port),
                 "WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{self.http_port}",
                 "WEBHOOK_SECRET": self.options.webhook_secret,
             }
+        if self.database_url is not None:
+            env["DATABASE_URL"] = self.database_url
         env |= self.options.env
         return env
 
@@ -256,28 +327,65 @@ class World:
 
     async def start_bot(self) -> None:
         """Start ``python bot.py`` and wait until it has synced its commands and identified."""
-        before = self.discord.identify_count
-        self.process.spawn()
+        await self.start(self.process)
+
+    async def start(self, process: BotProcess) -> None:
+        """Start a bot process and wait until it has synced its commands and identified (every
+        one of its shards, when it is sharded)."""
+        before, identified_before = len(self.discord.identifies), self.discord.identify_count
+        process.spawn()
+        shards = process.shards
+
+        def identified() -> bool:
+            if shards is None:
+                return self.discord.identify_count > identified_before and self.discord.connected
+            fresh = {(i.shard_id, i.shard_count) for i in self.discord.identifies[before:]}
+            return shards <= fresh and shards <= self.discord.connected_shards
+
         await self.until(
-            lambda: (
-                self.discord.identify_count > before
-                and self.discord.connected
-                and self.discord.find_command("video") is not None
-            ),
+            lambda: identified() and self.discord.find_command("video") is not None,
             START_TIMEOUT,
             "the bot to sync its commands and connect to the gateway",
         )
 
     async def stop_bot(self) -> int:
         """SIGTERM; returns the exit code."""
-        code = await self.process.terminate()
-        await self.discord.wait_for(lambda: not self.discord.connected, 5.0, "the bot to leave")
+        return await self.stop(self.process)
+
+    async def stop(self, process: BotProcess) -> int:
+        """SIGTERM a bot process; returns the exit code once the gateway saw it leave."""
+        code = await process.terminate()
+        await self._left(process, "the bot to leave")
         return code
 
     async def crash_bot(self) -> None:
         """SIGKILL, and wait until the fake Discord has noticed the dead connection."""
-        await self.process.kill()
-        await self.discord.wait_for(lambda: not self.discord.connected, 5.0, "the bot to drop")
+        await self.crash(self.process)
+
+    async def crash(self, process: BotProcess) -> None:
+        """SIGKILL a bot process, and wait until the fake Discord has noticed."""
+        await process.kill()
+        await self._left(process, "the bot to drop")
+
+    async def _left(self, process: BotProcess, what: str) -> None:
+        shards = process.shards
+        if shards is None:
+            await self.discord.wait_for(lambda: not self.discord.connected, 5.0, what)
+        else:
+            await self.discord.wait_for(
+                lambda: not shards & self.discord.connected_shards, 5.0, what
+            )
+
+    async def sync_commands(self) -> None:
+        """``python bot.py --sync``: the commands registered globally, so every server has them
+        (at start-up each bot syncs only to ``DEV_GUILD_ID``, the first server)."""
+        env = self.environment() | {"DATABASE_PATH": str(self.directory / "sync.sqlite3")}
+        sync = BotProcess(env, self.directory / "bot-sync.log", args=("--sync",))
+        sync.spawn()
+        code = await sync.wait(START_TIMEOUT)
+        assert code == 0, f"python bot.py --sync exited with {code}: {sync.log_text()[-2000:]}"
+        commands = self.discord.commands.get(None, [])
+        assert any(c["name"] == "video" for c in commands), "--sync registered no /video"
 
     # ------------------------------------------------------------------ waiting
 
@@ -291,9 +399,12 @@ class World:
             value = predicate()
             if value:
                 return value
-            bot = self.bot
-            if bot is not None and bot.proc is not None and bot.proc.poll() is not None:
-                raise AssertionError(f"the bot exited ({bot.proc.returncode}) waiting for {what}")
+            for bot in self.processes:  # killed through the harness: proc is None
+                if bot.proc is not None and bot.proc.poll() is not None:
+                    name = bot.log_path.name
+                    raise AssertionError(
+                        f"the bot exited ({bot.proc.returncode}, {name}) waiting for {what}"
+                    )
             if loop.time() >= deadline:
                 raise TimeoutError(f"{what}: not within {timeout} s")
             # Polling: the database and the fake API have no change notifications.
@@ -371,11 +482,13 @@ class World:
 
     # ------------------------------------------------------------------ the database
 
-    def rows(self, sql: str, *params: Any) -> list[sqlite3.Row]:
-        """Read the bot's database (read-only, beside the running bot: WAL allows it)."""
-        if not self.db_path.exists():
+    def rows(self, sql: str, *params: Any, db_path: Path | None = None) -> list[sqlite3.Row]:
+        """Read the bot's SQLite database (read-only, beside the running bot: WAL allows it);
+        ``db_path``: another process's. (With Options.postgres, read ``database_url``.)"""
+        path = db_path or self.db_path
+        if not path.exists():
             return []
-        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
             conn.row_factory = sqlite3.Row
             return list(conn.execute(sql, params))

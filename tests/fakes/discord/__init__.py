@@ -1,8 +1,9 @@
 """A local stand-in for Discord that the real discord.py client can run against, offline.
 
-One guild, a handful of channels and users, REST under ``/api/v10``, a gateway websocket at
-``/gateway`` and a CDN for attachments, all on 127.0.0.1. Built from Discord's documented API and
-from what discord.py 2.7 actually sends and parses. Runs inside the test's event loop::
+One guild (more with ``add_guild``), a handful of channels and users, REST under ``/api/v10``, a
+gateway websocket at ``/gateway`` and a CDN for attachments, all on 127.0.0.1. Built from
+Discord's documented API and from what discord.py 2.7 actually sends and parses. Runs inside the
+test's event loop::
 
     fake = FakeDiscord()
     await fake.start()
@@ -24,6 +25,12 @@ Time-based rules (3 s to answer an interaction, 15 min token life, URL expiry, n
 fake clock that ``advance_clock`` moves, so expiry is tested without sleeping.
 ``on_interaction_response`` takes callbacks called as each answer to an interaction arrives.
 
+Shards: ``FakeDiscord(shard_count=4, max_concurrency=2)`` is what ``GET /gateway/bot``
+recommends; each gateway session IDENTIFYs as one shard and gets only its guilds' events
+(``add_guild(name, shard=(1, 4))`` makes a guild that lands on shard 1 of 4). Each IDENTIFY is
+in ``identifies`` (time, shard, bucket); ``identify_rate_violations()`` lists two of a bucket
+within 5 s, and ``connected_shards`` says which shards are ready.
+
 :class:`FakeDiscord` is the facade; each part of Discord is its own module: ``state`` (the
 world), ``rest`` (routing, recording, auth), ``faults``, ``gateway``, ``cdn``, ``messages``,
 ``threads``, ``guild``, ``commands``, ``interactions`` (what members do) and ``responses``
@@ -41,7 +48,7 @@ from aiohttp import web
 from tests.fakes.discord.cdn import Cdn, image_size
 from tests.fakes.discord.commands import Commands
 from tests.fakes.discord.faults import Faults
-from tests.fakes.discord.gateway import Gateway
+from tests.fakes.discord.gateway import Gateway, Identify
 from tests.fakes.discord.guild import Guild
 from tests.fakes.discord.interactions import Interactions
 from tests.fakes.discord.messages import Messages
@@ -61,7 +68,7 @@ from tests.fakes.discord.protocol import (
 )
 from tests.fakes.discord.responses import ResponseKind, ResponseListener, Responses
 from tests.fakes.discord.rest import RecordedCall, Rest, UploadedFile
-from tests.fakes.discord.state import FakeInteraction, FakeUser, State
+from tests.fakes.discord.state import FakeGuild, FakeInteraction, FakeUser, State, shard_of
 from tests.fakes.discord.threads import Threads
 
 __all__ = [
@@ -74,8 +81,10 @@ __all__ = [
     "TIER_UPLOAD_LIMITS",
     "ApiError",
     "FakeDiscord",
+    "FakeGuild",
     "FakeInteraction",
     "FakeUser",
+    "Identify",
     "Intent",
     "MessageFlag",
     "Perm",
@@ -85,6 +94,7 @@ __all__ = [
     "UploadedFile",
     "image_size",
     "iter_components",
+    "shard_of",
 ]
 
 T = TypeVar("T")
@@ -105,6 +115,8 @@ class FakeDiscord:
         url_ttl: float = 24 * 3600,
         nonce_window: float = 300.0,
         allowed_privileged_intents: int = Intent.PRIVILEGED,
+        shard_count: int = 1,
+        max_concurrency: int = 1,
     ) -> None:
         state = State(token=token, premium_tier=premium_tier, upload_limit=upload_limit)
         self._state = state
@@ -115,6 +127,8 @@ class FakeDiscord:
             state,
             heartbeat_interval_ms=heartbeat_interval_ms,
             allowed_privileged_intents=allowed_privileged_intents,
+            shard_count=shard_count,
+            max_concurrency=max_concurrency,
         )
         self._messages = Messages(state, self._cdn, self._gateway, nonce_window=nonce_window)
         self._threads = Threads(state, self._messages, self._gateway)
@@ -130,7 +144,8 @@ class FakeDiscord:
 
         # The world: the same objects the parts keep, so reading them reads the fake's state.
         self.token = state.token
-        self.guild_id = state.guild_id
+        self.guild_id = state.guild_id  # the first guild; ``guilds`` has every one
+        self.guilds = state.guilds
         self.moderator_role_id = state.moderator_role_id
         self.bot_role_id = state.bot_role_id
         self.bot_user = state.bot_user
@@ -161,6 +176,8 @@ class FakeDiscord:
         self.cdn_requests = self._cdn.requests  # (path, status)
         self.gateway_received = self._gateway.received  # IDENTIFY/RESUME token redacted
         self.gateway_queries = self._gateway.queries  # ?v=10&encoding=json&compress=...
+        self.identifies = self._gateway.identifies  # (time, shard, bucket) of each IDENTIFY
+        self.identify_rate_violations = self._gateway.identify_rate_violations
         # Called as each answer to an interaction arrives (callback, follow-up, edit, delete),
         # before the fake checks it; benchmarks timestamp answers here.
         self.on_interaction_response: list[ResponseListener] = self._responses.listeners
@@ -181,6 +198,7 @@ class FakeDiscord:
 
         # Changing the world.
         self.add_user = state.add_user
+        self.add_guild = state.add_guild
         self.set_premium_tier = self._guild.set_premium_tier
         self.register_file = self._cdn.register_file
         self.attachment_payload = self._cdn.attachment_payload
@@ -315,6 +333,20 @@ class FakeDiscord:
         return self._gateway.allowed_privileged_intents
 
     @property
+    def shard_count(self) -> int:
+        """The shard count ``GET /gateway/bot`` recommends."""
+        return self._gateway.shard_count
+
+    @property
+    def max_concurrency(self) -> int:
+        return self._gateway.max_concurrency
+
+    @property
+    def connected_shards(self) -> frozenset[tuple[int, int]]:
+        """``(shard_id, shard_count)`` of every ready, connected gateway session."""
+        return self._gateway.connected_shards
+
+    @property
     def identify_count(self) -> int:
         return self._gateway.identify_count
 
@@ -395,3 +427,10 @@ class FakeDiscord:
     async def wait_until_ready(self, timeout: float = 10.0) -> None:
         """Wait for a bot that has IDENTIFYed and been sent every GUILD_CREATE."""
         await self.wait_for(lambda: self.connected, timeout, "a connected, ready bot")
+
+    async def wait_for_shards(self, shard_count: int, timeout: float = 10.0) -> None:
+        """Wait until every one of ``shard_count`` shards has a ready, connected session."""
+        wanted = {(shard_id, shard_count) for shard_id in range(shard_count)}
+        await self.wait_for(
+            lambda: wanted <= self.connected_shards, timeout, f"all {shard_count} shards ready"
+        )

@@ -17,10 +17,10 @@ class Commands:
         self.synced: dict[int | None, list[JSON]] = {}
         self.creations: dict[int | None, int] = {}
 
-    def find(self, name: str, *, kind: int = 1) -> JSON | None:
+    def find(self, name: str, *, kind: int = 1, guild_id: int | None = None) -> JSON | None:
         """A synced command by top-level name and type (1 slash, 3 message context menu):
-        guild commands first, then global."""
-        for scope in (self.state.guild_id, None):
+        the guild's commands first (None: the first guild's), then global ones."""
+        for scope in (guild_id or self.state.guild_id, None):
             for command in self.synced.get(scope, []):
                 if command["name"] == name and command["type"] == kind:
                     return command
@@ -43,9 +43,10 @@ class Commands:
             raise ApiError(403, 50001, "Missing Access")
         if "guild_id" not in ctx.params:
             return None
-        if ctx.id("guild_id") != self.state.guild_id:
+        guild_id = ctx.id("guild_id")
+        if guild_id not in self.state.guilds:
             raise ApiError(403, 50001, "Missing Access")
-        return self.state.guild_id
+        return guild_id
 
     def _store(self, scope: int | None, spec: JSON, existing: list[JSON]) -> JSON:
         kind = spec.get("type", 1)

@@ -1,5 +1,5 @@
-"""The REST routes that read the world (the bot user, the application, the guild, its channels
-and members), open DMs and leave the guild; the guild's own events (a new boost tier)."""
+"""The REST routes that read the world (the bot user, the application, the guilds, their channels
+and members), open DMs and leave a guild; the first guild's own events (a new boost tier)."""
 
 from __future__ import annotations
 
@@ -46,9 +46,8 @@ class Guild:
         return json_response(200, self.state.user_payload(user))
 
     async def _leave_guild(self, ctx: Ctx) -> web.Response:
-        """The bot leaves the guild: recorded in ``left_guilds``, then GUILD_DELETE."""
-        self._check_guild(ctx)
-        guild_id = self.state.guild_id
+        """The bot leaves a guild: recorded in ``left_guilds``, then GUILD_DELETE."""
+        guild_id = self._check_guild(ctx)
         if guild_id not in self.state.left_guilds:
             self.state.left_guilds.append(guild_id)
             await self.gateway.dispatch("GUILD_DELETE", {"id": str(guild_id)}, Intent.GUILDS)
@@ -83,22 +82,19 @@ class Guild:
     async def _get_channel(self, ctx: Ctx) -> web.Response:
         return json_response(200, self.state.channel(ctx.id("channel_id")))
 
-    def _check_guild(self, ctx: Ctx) -> None:
-        if ctx.id("guild_id") != self.state.guild_id:
-            raise ApiError(404, 10004, "Unknown Guild")
+    def _check_guild(self, ctx: Ctx) -> int:
+        return self.state.guild(ctx.id("guild_id")).id  # 404 Unknown Guild if not one of ours
 
     async def _get_guild(self, ctx: Ctx) -> web.Response:
-        self._check_guild(ctx)
-        return json_response(200, self.state.guild_payload())
+        return json_response(200, self.state.guild_payload(self._check_guild(ctx)))
 
     async def _get_guild_channels(self, ctx: Ctx) -> web.Response:
-        self._check_guild(ctx)
-        channels = [c for c in self.state.channels.values() if c["type"] not in THREAD_TYPES]
-        return json_response(200, channels)
+        channels = self.state.guild_channels(self._check_guild(ctx))
+        return json_response(200, [c for c in channels if c["type"] not in THREAD_TYPES])
 
     async def _get_member(self, ctx: Ctx) -> web.Response:
         user = self.state.users.get(ctx.id("user_id"))
-        self._check_guild(ctx)
+        guild_id = self._check_guild(ctx)
         if user is None:
             raise ApiError(404, 10007, "Unknown Member")
-        return json_response(200, self.state.member_payload(user))
+        return json_response(200, self.state.member_payload(user, guild_id=guild_id))

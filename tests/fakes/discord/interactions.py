@@ -54,7 +54,9 @@ class Interactions:
         user = user or self.state.member
         path = name.split()
         options = dict(options or {})
-        command = self.commands.find(path[0])
+        channel = channel_id or self.state.channel_id
+        guild_id = self.state.guild_of_channel(channel) or self.state.guild_id
+        command = self.commands.find(path[0], guild_id=guild_id)
         definitions: list[JSON] | None = None  # None: unsynced, so nothing to check against
         if command is not None:
             definitions = command.get("options", [])
@@ -70,7 +72,8 @@ class Interactions:
                 raise ValueError(f"/{name}: required options missing: {missing}")
         resolved: dict[str, dict[str, JSON]] = {}
         options_payload = [
-            self._option(key, value, definitions, resolved) for key, value in options.items()
+            self._option(key, value, definitions, resolved, guild_id)
+            for key, value in options.items()
         ]
         data: JSON = {
             "id": command["id"] if command else str(self.state.snowflake()),
@@ -82,7 +85,6 @@ class Interactions:
             data["resolved"] = resolved
         if command is not None and "guild_id" in command:
             data["guild_id"] = command["guild_id"]  # discord.py looks guild commands up by it
-        channel = channel_id or self.state.channel_id
         return await self._dispatch(2, user, channel, " ".join(path), data, None)
 
     async def click_button(
@@ -126,7 +128,8 @@ class Interactions:
         stored = self.state.messages.get(message_id)
         if stored is None or stored["flags"] & MessageFlag.EPHEMERAL:
             raise LookupError(f"no visible message {message_id}")
-        command = self.commands.find(name, kind=3)
+        guild_id = self.state.guild_of_channel(int(stored["channel_id"]))
+        command = self.commands.find(name, kind=3, guild_id=guild_id)
         if command is None:
             raise LookupError(f"no message context menu {name!r} was synced")
         data: JSON = {
@@ -155,7 +158,8 @@ class Interactions:
         ``interactions[id].response_data["choices"]``."""
         self.gateway.require_bot()
         path = name.split()
-        command = self.commands.find(path[0])
+        channel = channel_id or self.state.channel_id
+        command = self.commands.find(path[0], guild_id=self.state.guild_of_channel(channel))
         if command is None:
             raise LookupError(f"/{path[0]} was not synced")
         if focused not in options:
@@ -174,7 +178,7 @@ class Interactions:
         if "guild_id" in command:
             data["guild_id"] = command["guild_id"]
         user = user or self.state.member
-        return await self._dispatch(4, user, channel_id or self.state.channel_id, name, data, None)
+        return await self._dispatch(4, user, channel, name, data, None)
 
     def modal_of(self, interaction_id: int) -> JSON | None:
         """The modal the bot opened in answer to an interaction (None until it did)."""
@@ -234,26 +238,28 @@ class Interactions:
     ) -> FakeInteraction:
         state = self.state
         channel = state.channel(channel_id)
+        guild_id = state.guild_of_channel(channel_id) or state.guild_id
         interaction_id = state.snowflake()
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(96)
-        permissions = state.permissions_of(user)
+        permissions = state.permissions_of(user, guild_id)
+        member = state.member_payload(user, guild_id=guild_id)
         payload: JSON = {
             "id": str(interaction_id),
             "application_id": str(state.application_id),
             "type": kind,
             "data": data,
-            "guild_id": str(state.guild_id),
-            "guild": {"id": str(state.guild_id), "locale": "en-US", "features": []},
+            "guild_id": str(guild_id),
+            "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
             "channel_id": str(channel_id),
             "channel": channel | {"permissions": str(permissions)},
-            "member": state.member_payload(user) | {"permissions": str(permissions)},
+            "member": member | {"permissions": str(permissions)},
             "token": token,
             "version": 1,
             "locale": "en-US",
             "guild_locale": "en-US",
-            "app_permissions": str(state.permissions_of(state.bot_user)),
+            "app_permissions": str(state.permissions_of(state.bot_user, guild_id)),
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(state.guild_id)},
+            "authorizing_integration_owners": {"0": str(guild_id)},
             "context": 0,
             "attachment_size_limit": state.upload_limit,
         }
@@ -265,7 +271,7 @@ class Interactions:
             type=kind,
             user_id=user.id,
             channel_id=channel_id,
-            guild_id=state.guild_id,
+            guild_id=guild_id,
             name=name,
             payload=payload,
             created_at=state.now(),
@@ -281,6 +287,7 @@ class Interactions:
         value: Any,
         definitions: list[JSON] | None,
         resolved: dict[str, dict[str, JSON]],
+        guild_id: int,
     ) -> JSON:
         """One option as Discord sends it; entities go into ``resolved``."""
         state = self.state
@@ -301,8 +308,8 @@ class Interactions:
         elif kind in (6, 9) and (isinstance(value, FakeUser) or int(value) in state.users):
             member = value if isinstance(value, FakeUser) else state.users[int(value)]
             resolved.setdefault("users", {})[str(member.id)] = state.user_payload(member)
-            member_data = state.member_payload(member, with_user=False)
-            member_data["permissions"] = str(state.permissions_of(member))
+            member_data = state.member_payload(member, with_user=False, guild_id=guild_id)
+            member_data["permissions"] = str(state.permissions_of(member, guild_id))
             resolved.setdefault("members", {})[str(member.id)] = member_data
             option["value"] = str(member.id)
         elif kind in (8, 9):
@@ -311,7 +318,7 @@ class Interactions:
             option["value"] = role["id"]
         elif kind == 7:
             channel = state.channel(int(value))
-            permissions = str(state.permissions_of(state.bot_user))
+            permissions = str(state.permissions_of(state.bot_user, guild_id))
             resolved.setdefault("channels", {})[channel["id"]] = channel | {
                 "permissions": permissions
             }

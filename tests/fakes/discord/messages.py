@@ -111,6 +111,7 @@ class Messages:
             message["nonce"] = body["nonce"]
         replied_author = self._attach_reference(message, channel_id, body.get("message_reference"))
         message["mentions"] = self._mentions(
+            channel_id,
             message["content"],
             body.get("allowed_mentions"),
             replied_author,
@@ -143,7 +144,7 @@ class Messages:
             )
         if "content" in body or "allowed_mentions" in body:
             message["mentions"] = self._mentions(
-                message["content"], body.get("allowed_mentions"), None
+                int(message["channel_id"]), message["content"], body.get("allowed_mentions"), None
             )
         message["flags"] &= ~MessageFlag.LOADING
         # Filling a "thinking..." message is not an edit as far as users can tell.
@@ -212,10 +213,13 @@ class Messages:
         if int(message["channel_id"]) in self.state.dm_channels:
             await self.gateway.dispatch(event, self.render(message), Intent.DIRECT_MESSAGES)
             return
-        payload = self.render(message) | {"guild_id": str(self.state.guild_id)}
+        guild_id = self.state.guild_of_channel(int(message["channel_id"]))
+        payload = self.render(message) | {"guild_id": str(guild_id)}
         author = self.state.users.get(int(message["author"]["id"]))
         if author is not None and "webhook_id" not in message:
-            payload["member"] = self.state.member_payload(author, with_user=False)
+            payload["member"] = self.state.member_payload(
+                author, with_user=False, guild_id=guild_id
+            )
         await self.gateway.dispatch(event, payload, Intent.GUILD_MESSAGES, self._as_seen_with)
 
     async def dispatch_delete(self, message: JSON) -> None:
@@ -225,7 +229,7 @@ class Messages:
         if int(message["channel_id"]) in self.state.dm_channels:
             await self.gateway.dispatch("MESSAGE_DELETE", data, Intent.DIRECT_MESSAGES)
             return
-        data["guild_id"] = str(self.state.guild_id)
+        data["guild_id"] = str(self.state.guild_of_channel(int(message["channel_id"])))
         await self.gateway.dispatch("MESSAGE_DELETE", data, Intent.GUILD_MESSAGES)
 
     def _as_seen_with(self, intents: int, message: JSON) -> JSON:
@@ -343,7 +347,12 @@ class Messages:
         return kept
 
     def _mentions(
-        self, content: str, allowed: Any, replied_author: int | None, extra: Sequence[int] = ()
+        self,
+        channel_id: int,
+        content: str,
+        allowed: Any,
+        replied_author: int | None,
+        extra: Sequence[int] = (),
     ) -> list[JSON]:
         ids = [int(m) for m in _MENTION.findall(content)]
         if isinstance(allowed, dict):
@@ -355,10 +364,11 @@ class Messages:
             ids.append(replied_author)
         ids += extra
         out: list[JSON] = []
+        guild_id = self.state.guild_of_channel(channel_id)  # None (a DM): the first guild's
         for user_id in dict.fromkeys(ids):
             user = self.state.users.get(user_id)
             if user is not None:
-                member = self.state.member_payload(user, with_user=False)
+                member = self.state.member_payload(user, with_user=False, guild_id=guild_id)
                 out.append(self.state.user_payload(user) | {"member": member})
         return out
 
@@ -375,7 +385,7 @@ class Messages:
             "type": 0,
             "message_id": target["id"],
             "channel_id": str(channel_id),
-            "guild_id": str(self.state.guild_id),
+            "guild_id": str(self.state.guild_of_channel(channel_id) or self.state.guild_id),
         }
         referenced = copy.deepcopy(target)
         referenced.pop("referenced_message", None)
@@ -392,7 +402,7 @@ class Messages:
             "id": str(interaction.id),
             "type": interaction.type,
             "user": state.user_payload(user),
-            "authorizing_integration_owners": {"0": str(state.guild_id)},
+            "authorizing_integration_owners": {"0": str(interaction.guild_id)},
         }
         if interaction.type == 2:
             metadata["name"] = interaction.name

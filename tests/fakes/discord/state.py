@@ -1,5 +1,6 @@
-"""The world the fake Discord keeps: one guild, its roles, members, channels and threads, the
-bot's DMs, messages and interactions, on a clock that tests can move.
+"""The world the fake Discord keeps: its guilds (one to start with; tests add more), their roles,
+members, channels and threads, the bot's DMs, messages and interactions, on a clock that tests
+can move.
 
 Plain data and the payloads Discord builds from it; the REST, gateway and CDN modules read and
 change it. Every change the fake makes goes through :meth:`State.notify`, which wakes the waiters
@@ -42,6 +43,28 @@ class FakeUser:
         return f"<@{self.id}>"
 
 
+@dataclass(frozen=True)
+class FakeGuild:
+    """A server the bot is in: its roles, a category and a first text channel. Every user is a
+    member of every guild; roles other than the bot's are the first guild's."""
+
+    id: int
+    name: str
+    owner_id: int
+    bot_role_id: int
+    category_id: int
+    channel_id: int  # "general", the system channel
+    role_ids: tuple[int, ...]  # @everyone (the guild's id) first
+
+    def shard(self, shard_count: int) -> int:
+        """The shard whose gateway session gets this guild's events (Discord's formula)."""
+        return shard_of(self.id, shard_count)
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    return (guild_id >> 22) % shard_count
+
+
 @dataclass
 class FakeInteraction:
     """An interaction the fake dispatched, and how the bot answered it."""
@@ -79,6 +102,7 @@ class State:
         self.guild_id = self.snowflake()
         self.moderator_role_id = self.snowflake()
         self.bot_role_id = self.snowflake()
+        self.guilds: dict[int, FakeGuild] = {}  # every guild the bot is in, the first one first
         self.bot_user = FakeUser(
             self.snowflake(), "wan-bot", bot=True, role_ids=(self.bot_role_id,)
         )
@@ -107,6 +131,15 @@ class State:
         self.channel_id = self._add_channel(0, "general", position=0, parent=self.category_id)
         self.other_channel_id = self._add_channel(0, "videos", position=1, parent=self.category_id)
         self.voice_channel_id = self._add_channel(2, "Lounge", position=2)
+        self.guilds[self.guild_id] = FakeGuild(
+            id=self.guild_id,
+            name="WAN Test Guild",
+            owner_id=self.owner.id,
+            bot_role_id=self.bot_role_id,
+            category_id=self.category_id,
+            channel_id=self.channel_id,
+            role_ids=(self.guild_id, self.moderator_role_id, self.bot_role_id),
+        )
 
         self.left_guilds: list[int] = []  # guilds the bot left (DELETE /users/@me/guilds/{id})
         self.messages: dict[int, JSON] = {}
@@ -123,10 +156,17 @@ class State:
         self._clock_offset += seconds
         self.notify()
 
-    def snowflake(self) -> int:
-        # Real snowflakes (timestamp << 22) so discord.py's created_at is sensible.
+    def snowflake(self, *, shard: tuple[int, int] | None = None) -> int:
+        """A new id: real snowflakes (timestamp << 22) so discord.py's created_at is sensible.
+        ``shard=(id, count)`` gives a guild id that lands on that shard (a later millisecond)."""
         candidate = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
         self._last_id = max(candidate, self._last_id + 1)
+        if shard is not None:
+            shard_id, count = shard
+            if not 0 <= shard_id < count:
+                raise ValueError(f"shard {shard_id} is not one of {count}")
+            millis = (self._last_id >> 22) + (shard_id - (self._last_id >> 22)) % count
+            self._last_id = max(self._last_id, millis << 22)
         return self._last_id
 
     @property
@@ -151,14 +191,57 @@ class State:
 
     # ------------------------------------------------------------------ people and channels
 
+    def add_guild(self, name: str, *, shard: tuple[int, int] | None = None) -> FakeGuild:
+        """The bot joins another server (before it connects: GUILD_CREATE comes at IDENTIFY).
+        ``shard=(id, count)`` picks an id whose events go to that shard."""
+        guild_id = self.snowflake(shard=shard)
+        bot_role_id = self.snowflake()
+        self.roles[guild_id] = _role(guild_id, "@everyone", EVERYONE_PERMISSIONS, 0)
+        self.roles[bot_role_id] = _role(bot_role_id, "wan-bot", BOT_PERMISSIONS, 1)
+        self.roles[bot_role_id] |= {"managed": True, "tags": {"bot_id": str(self.bot_user.id)}}
+        category_id = self._add_channel(4, "Text Channels", position=0, guild_id=guild_id)
+        channel_id = self._add_channel(
+            0, "general", position=0, parent=category_id, guild_id=guild_id
+        )
+        guild = FakeGuild(
+            id=guild_id,
+            name=name,
+            owner_id=self.owner.id,
+            bot_role_id=bot_role_id,
+            category_id=category_id,
+            channel_id=channel_id,
+            role_ids=(guild_id, bot_role_id),
+        )
+        self.guilds[guild_id] = guild
+        self.notify()
+        return guild
+
+    def guild(self, guild_id: int | None = None) -> FakeGuild:
+        """A guild the bot is in (None: the first one); 404 Unknown Guild otherwise."""
+        found = self.guilds.get(self.guild_id if guild_id is None else guild_id)
+        if found is None:
+            raise ApiError(404, 10004, "Unknown Guild")
+        return found
+
+    def guild_of_channel(self, channel_id: int) -> int | None:
+        """The guild a channel or thread is in; None for a DM."""
+        raw = self.channel(channel_id).get("guild_id")
+        return int(raw) if raw is not None else None
+
     def _add_channel(
-        self, kind: int, name: str, *, position: int, parent: int | None = None
+        self,
+        kind: int,
+        name: str,
+        *,
+        position: int,
+        parent: int | None = None,
+        guild_id: int | None = None,
     ) -> int:
         channel_id = self.snowflake()
         channel: JSON = {
             "id": str(channel_id),
             "type": kind,
-            "guild_id": str(self.guild_id),
+            "guild_id": str(guild_id or self.guild_id),
             "name": name,
             "position": position,
             "parent_id": str(parent) if parent else None,
@@ -199,11 +282,19 @@ class State:
     def threads(self) -> dict[int, JSON]:
         return {i: c for i, c in self.channels.items() if c["type"] in THREAD_TYPES}
 
-    def permissions_of(self, user: FakeUser) -> int:
-        if user.id == self.owner.id:
+    def role_ids_of(self, user: FakeUser, guild_id: int | None = None) -> tuple[int, ...]:
+        """The user's roles in a guild (None: the first): their own there, or the bot's role."""
+        guild = self.guild(guild_id)
+        if guild.id == self.guild_id:
+            return user.role_ids
+        return (guild.bot_role_id,) if user.id == self.bot_user.id else ()
+
+    def permissions_of(self, user: FakeUser, guild_id: int | None = None) -> int:
+        guild = self.guild(guild_id)
+        if user.id == guild.owner_id:
             return Perm.ALL
-        value = int(self.roles[self.guild_id]["permissions"])
-        for role_id in user.role_ids:
+        value = int(self.roles[guild.id]["permissions"])
+        for role_id in self.role_ids_of(user, guild.id):
             value |= int(self.roles[role_id]["permissions"])
         return Perm.ALL if value & Perm.ADMINISTRATOR else value
 
@@ -264,12 +355,14 @@ class State:
             "email": None,
         }
 
-    def member_payload(self, user: FakeUser, *, with_user: bool = True) -> JSON:
+    def member_payload(
+        self, user: FakeUser, *, with_user: bool = True, guild_id: int | None = None
+    ) -> JSON:
         member: JSON = {
             "nick": None,
             "avatar": None,
             "banner": None,
-            "roles": [str(r) for r in user.role_ids],
+            "roles": [str(r) for r in self.role_ids_of(user, guild_id)],
             "joined_at": iso(self.joined_at),
             "premium_since": None,
             "deaf": False,
@@ -282,16 +375,17 @@ class State:
             member["user"] = self.user_payload(user)
         return member
 
-    def guild_payload(self) -> JSON:
+    def guild_payload(self, guild_id: int | None = None) -> JSON:
+        guild = self.guild(guild_id)
         return {
-            "id": str(self.guild_id),
-            "name": "WAN Test Guild",
+            "id": str(guild.id),
+            "name": guild.name,
             "icon": None,
             "splash": None,
             "discovery_splash": None,
             "banner": None,
             "description": None,
-            "owner_id": str(self.owner.id),
+            "owner_id": str(guild.owner_id),
             "afk_channel_id": None,
             "afk_timeout": 300,
             "verification_level": 0,
@@ -299,12 +393,12 @@ class State:
             "explicit_content_filter": 0,
             "mfa_level": 0,
             "nsfw_level": 0,
-            "roles": list(self.roles.values()),
+            "roles": [self.roles[r] for r in guild.role_ids],
             "emojis": [],
             "stickers": [],
             "features": [],
             "application_id": None,
-            "system_channel_id": str(self.channel_id),
+            "system_channel_id": str(guild.channel_id),
             "system_channel_flags": 0,
             "rules_channel_id": None,
             "public_updates_channel_id": None,
@@ -320,12 +414,22 @@ class State:
             "approximate_presence_count": 0,
         }
 
-    def guild_create_payload(self) -> JSON:
-        guild = self.guild_payload()
+    def guild_channels(self, guild_id: int | None = None) -> list[JSON]:
+        """A guild's channels and threads."""
+        wanted = str(self.guild(guild_id).id)
+        return [c for c in self.channels.values() if c.get("guild_id") == wanted]
+
+    def guild_create_payload(self, guild_id: int | None = None) -> JSON:
+        guild = self.guild_payload(guild_id)
         guild.pop("approximate_member_count")
         guild.pop("approximate_presence_count")
+        channels = self.guild_channels(guild_id)
         # Like Discord: only active threads; archived ones the bot learns of when it asks.
-        threads = [c for c in self.threads.values() if not c["thread_metadata"]["archived"]]
+        threads = [
+            c
+            for c in channels
+            if c["type"] in THREAD_TYPES and not c["thread_metadata"]["archived"]
+        ]
         return guild | {
             "joined_at": iso(self.joined_at),
             "large": False,
@@ -334,8 +438,8 @@ class State:
             "voice_states": [],
             # Like Discord for bots without the presences intent: only the bot itself; the
             # rest come from GUILD_MEMBERS_CHUNK (op 8), interactions and messages.
-            "members": [self.member_payload(self.bot_user)],
-            "channels": [c for c in self.channels.values() if c["type"] not in THREAD_TYPES],
+            "members": [self.member_payload(self.bot_user, guild_id=guild_id)],
+            "channels": [c for c in channels if c["type"] not in THREAD_TYPES],
             "threads": threads,
             "presences": [],
             "stage_instances": [],
@@ -361,7 +465,7 @@ class State:
             "redirect_uris": [],
             "tags": [],
             "bot": self.user_payload(self.bot_user),
-            "approximate_guild_count": 1,
+            "approximate_guild_count": len(self.guilds),
         }
 
 

@@ -121,7 +121,7 @@ class Threads:
         thread: JSON = {
             "id": str(thread_id),
             "type": kind,
-            "guild_id": str(self.state.guild_id),
+            "guild_id": parent["guild_id"],
             "parent_id": parent["id"],
             "owner_id": bot_id,
             "name": name,
