@@ -98,7 +98,7 @@ class PostgresBudget:
     ) -> None:
         self._engine = engine
         self._poll = poll_interval
-        self._settle = settle
+        self._window = settle
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
         self._retry_base = retry_base
@@ -121,9 +121,14 @@ class PostgresBudget:
         self._listeners.append(listener)
 
     async def start(self) -> None:
-        """Open the lock session (raises when the database cannot be reached), then hold the
-        budget whenever it is free, for as long as this process runs."""
+        """Open the lock session (raises when the database cannot be reached) and try for the
+        lock once: if it is free, return once the budget is held (one window later), so that a
+        process starting alone has its budget from the start. Then hold it whenever it is free,
+        for as long as this process runs."""
         await self._open()
+        assert self._conn is not None
+        if await self._timed(try_take_budget(self._conn)):
+            await self._settle(self._lost)
         self._task = asyncio.create_task(self._run(), name="api-budget")
 
     async def stop(self) -> None:
@@ -171,16 +176,24 @@ class PostgresBudget:
     async def _hold(self, conn: AsyncConnection | None, lost: asyncio.Event) -> None:
         """Take the lock when it is free and hold it; return when the session is gone."""
         assert conn is not None
-        while not await self._timed(try_take_budget(conn)):
-            if await _ended_within(lost, self._poll):
+        if not self._held:  # (held already: taken at start)
+            while not await self._timed(try_take_budget(conn)):
+                if await _ended_within(lost, self._poll):
+                    return
+            if not await self._settle(lost):
                 return
-        log.info("API budget taken; API calls start in %.1fs", self._settle)
-        # Spent: the former holder's last calls must be a whole window old before ours go out.
-        if await _ended_within(lost, self._settle):
-            return
-        self._set_held(True, "")
         while not await _ended_within(lost, self._ping_interval):
             await self._timed(ping(conn))
+
+    async def _settle(self, lost: asyncio.Event) -> bool:
+        """The lock is ours: hold the budget one limiter window from now (False: the session
+        ended meanwhile). Spent until then: the former holder's last calls must be a whole
+        window old before ours go out."""
+        log.info("API budget taken; API calls start in %.1fs", self._window)
+        if await _ended_within(lost, self._window):
+            return False
+        self._set_held(True, "")
+        return True
 
     async def _timed(self, step: Awaitable[T]) -> T:
         """A step on the session, which must answer within ``ping_timeout``."""

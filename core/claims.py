@@ -72,6 +72,7 @@ class Claims:
         claim_interval: float = 1.0,
         sweep_interval: float = 5.0,
         batch: int = 1000,
+        on_count: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
         self.owner = owner
@@ -82,6 +83,7 @@ class Claims:
         self._claim_interval = claim_interval
         self._sweep_interval = sweep_interval
         self._batch = batch
+        self._on_count = on_count  # told how many leases are held after every round (metrics)
         self._fences: dict[str, int] = {}  # job id → the fence it was claimed with
         self._releasing: dict[str, int] = {}  # leases to give back, with their fences
         self.api: set[str] = set()  # the leased jobs in API phases
@@ -223,6 +225,8 @@ class Claims:
                 log.warning("leases: a round failed (%s); trying again", exc)
                 again = (0, False)
                 self._drop_all_if_stale()
+            if self._on_count is not None:
+                self._on_count(len(self._fences))
             if again[0] and again[1]:
                 continue  # a full round: there is more to claim
             now = self._clock()

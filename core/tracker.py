@@ -81,6 +81,7 @@ class Tracker:
         owner: str = LOCAL_OWNER,
         signals: Signals | None = None,
         budget: Budget | None = None,
+        on_leases: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -89,7 +90,13 @@ class Tracker:
         self.signals: Signals = signals or LocalSignals()
         self.budget: Budget = budget or LocalBudget()
         self.claims = Claims(
-            store, self, self.budget, owner=owner, ttl=cfg.lease_seconds, clock=clock
+            store,
+            self,
+            self.budget,
+            owner=owner,
+            ttl=cfg.lease_seconds,
+            clock=clock,
+            on_count=on_leases,
         )
         self.model = RunTimeModel(trust_after=cfg.trust_after, window=cfg.model_window)
         self.planner = PollPlanner(
