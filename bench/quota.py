@@ -32,20 +32,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import resource
-import tempfile
 import time
-import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
-import asyncpg
-
-from bench._support import percentile, sample_request
+from bench._engines import (
+    engines,
+    fresh_target,
+    machine_load,
+    per_engine,
+    postgres_admin,
+    side_by_side,
+)
+from bench._support import cpu_seconds, percentile, sample_request
 from core.jobs import JobOrigin, JobState, new_job_id
 from core.quota import job_cost
 from core.store import NewJob, QuotaExceeded, QuotaLimits, Store, TooManyJobs, utc_day
@@ -54,6 +55,7 @@ GUILD_ID = 1
 CHANNEL_ID = 2
 LIMIT_CYCLE = (60, 120, 300, 1_000, 1_000_000)
 MAX_CONCURRENT = 1_000_000  # only the daily seconds limit is under test
+Figures = dict[str, Any]  # one engine's figures (pickled back from its process)
 
 
 @dataclass
@@ -104,75 +106,63 @@ async def one(
     return Outcome(user_id, job.cost_seconds, True, time.perf_counter() - started)
 
 
-@asynccontextmanager
-async def fresh_store(postgres: str | None) -> AsyncIterator[Store]:
-    """A new store: a SQLite file in a temporary directory, or a new PostgreSQL database."""
-    if postgres is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            async with Store.open(Path(tmp) / "quota.sqlite3") as store:
-                yield store
-        return
-    name = f"wanbot_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        parts = urlsplit(postgres)
-        url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-        async with Store.open(url) as store:
-            yield store
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+def run(engine: str, admin: str | None, requests: int, members: int, seed: int) -> Figures:
+    """The scenario on one engine (in a process of its own: see bench._engines)."""
+    return asyncio.run(measure(engine, admin, requests, members, seed))
 
 
-async def main(args: argparse.Namespace) -> None:
-    rng = random.Random(args.seed)
+async def measure(engine: str, admin: str | None, requests: int, count: int, seed: int) -> Figures:
+    rng = random.Random(seed)
     members = {
         1000 + index: QuotaLimits(LIMIT_CYCLE[index % len(LIMIT_CYCLE)], MAX_CONCURRENT)
-        for index in range(args.members)
+        for index in range(count)
     }
-    plan = [(rng.choice(list(members)), rng.randint(2, 10)) for _ in range(args.requests)]
-    async with fresh_store(args.postgres) as store:
+    plan = [(rng.choice(list(members)), rng.randint(2, 10)) for _ in range(requests)]
+    async with fresh_target(engine, admin) as target, Store.open(target.location) as store:
         now = time.time()
         day = utc_day(now)
         await history(store, members, now)
         before = {user: await store.usage(GUILD_ID, user, day) for user in members}
 
-        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        if target.server is not None:
+            target.server.start()
+        cpu_before = cpu_seconds()
         started = time.perf_counter()
         outcomes = await asyncio.gather(
             *(one(store, user, duration, members[user], started) for user, duration in plan)
         )
         wall = time.perf_counter() - started
-        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = cpu_seconds() - cpu_before
+        server = await target.server.stop() if target.server is not None else None
 
         after = {user: await store.usage(GUILD_ID, user, day) for user in members}
         unfinished = {user: await store.unfinished_count(GUILD_ID, user) for user in members}
 
-    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     accepted = [o for o in outcomes if o.accepted]
     latencies = [o.seconds * 1000 for o in outcomes]
+    figures: Figures = {
+        "requests": len(outcomes),
+        "accepted": len(accepted),
+        "wall": wall,
+        "decisions": len(outcomes) / wall,
+        "reservations": len(accepted) / wall,
+        "min": min(latencies),
+        "p50": percentile(latencies, 0.5),
+        "p99": percentile(latencies, 0.99),
+        "max": max(latencies),
+        "cpu": cpu,
+        "server_cpu": server,
+        "backends": target.server.backends if target.server is not None else None,
+    }
     print(
-        f"{len(outcomes)} concurrent create_job calls, {args.members} members:"
+        f"{engine}: {len(outcomes)} concurrent create_job calls, {count} members:"
         f" {len(accepted)} accepted, {len(outcomes) - len(accepted)} refused in {wall:.2f} s"
-    )
-    print(
-        f"throughput: {len(outcomes) / wall:.0f} decisions/s,"
-        f" {len(accepted) / wall:.0f} accepted reservations/s;"
-        f" CPU {cpu:.2f} s ({cpu / len(outcomes) * 1000:.2f} ms/request)"
-    )
-    print(
-        f"latency (burst start -> answer): min {min(latencies):.0f} ms,"
-        f" p50 {percentile(latencies, 0.5):.0f} ms,"
-        f" p99 {percentile(latencies, 0.99):.0f} ms, max {max(latencies):.0f} ms"
     )
 
     by_user: dict[int, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         by_user[outcome.user_id].append(outcome)
-    over_spent = 0
-    wrongful = 0
-    other_errors = 0
+    over_spent = wrongful = other_errors = inconsistent = 0
     print("member  limit/day  before  +accepted  ledger-usage  refused  left  over?")
     for user, limits in members.items():
         mine = by_user[user]
@@ -185,16 +175,74 @@ async def main(args: argparse.Namespace) -> None:
         wrongful += sum(1 for o in refused if o.cost <= left and "quota" in (o.error or ""))
         other_errors += sum(1 for o in refused if "quota" not in (o.error or ""))
         consistent = before[user] + granted == after[user]
+        inconsistent += not consistent
         print(
             f"{user:>6}  {limits.daily_seconds:>9}  {before[user]:>6}  {granted:>9}"
             f"  {after[user]:>12}{'' if consistent else '!'}  {len(refused):>7}"
             f"  {left:>4}  {'OVER' if over else 'no'}"
-            f"   ({unfinished[user]} unfinished)"
+            f"   ({unfinished[user]} unfinished)",
+            flush=True,
         )
-    print(
-        f"over-spend: {over_spent} member(s) above their daily limit;"
-        f" wrongful refusals: {wrongful}; refusals for another reason: {other_errors}"
+    figures |= {
+        "over_spent": over_spent,
+        "wrongful": wrongful,
+        "other_errors": other_errors,
+        "inconsistent": inconsistent,
+    }
+    return figures
+
+
+def report(results: dict[str, Figures]) -> None:
+    """Both engines' figures, side by side."""
+
+    def row(label: str, cell: Callable[[Figures], str]) -> tuple[str, dict[str, str]]:
+        return label, {name: cell(figures) for name, figures in results.items()}
+
+    def server(figures: Figures, per_request: bool) -> str:
+        if figures["server_cpu"] is None:
+            return "in process" if figures["backends"] is None else "not local"
+        seconds = figures["server_cpu"]
+        if per_request:
+            return f"{seconds / figures['requests'] * 1000:.2f} ms"
+        return f"{seconds:.2f} s ({figures['backends']} backends)"
+
+    def total(figures: Figures) -> str:
+        seconds = figures["cpu"] + (figures["server_cpu"] or 0.0)
+        return f"{seconds / figures['requests'] * 1000:.2f} ms"
+
+    first = next(iter(results.values()))
+    side_by_side(
+        f"{first['requests']} concurrent requests",
+        [
+            row("accepted / refused", lambda f: f"{f['accepted']}/{f['requests'] - f['accepted']}"),
+            row("burst wall time", lambda f: f"{f['wall']:.2f} s"),
+            row("decisions/s", lambda f: f"{f['decisions']:.0f}"),
+            row("accepted reservations/s", lambda f: f"{f['reservations']:.0f}"),
+            row("latency p50", lambda f: f"{f['p50']:.0f} ms"),
+            row("latency p99", lambda f: f"{f['p99']:.0f} ms"),
+            row("latency min / max", lambda f: f"{f['min']:.0f} / {f['max']:.0f} ms"),
+            row("CPU, this process", lambda f: f"{f['cpu']:.2f} s"),
+            row("CPU, database server", lambda f: server(f, False)),
+            row("CPU per request: process", lambda f: f"{f['cpu'] / f['requests'] * 1000:.2f} ms"),
+            row("CPU per request: server", lambda f: server(f, True)),
+            row("CPU per request: total", total),
+            row("over-spend (must be 0)", lambda f: str(f["over_spent"])),
+            row("wrongful refusals", lambda f: str(f["wrongful"])),
+            row("refusals for another reason", lambda f: str(f["other_errors"])),
+            row("ledger != before + accepted", lambda f: str(f["inconsistent"])),
+        ],
     )
+
+
+def main(args: argparse.Namespace) -> None:
+    print(machine_load())
+    names = engines(postgres_admin(args.postgres))
+    results = per_engine(
+        run, names, postgres_admin(args.postgres), args.requests, args.members, args.seed
+    )
+    print()
+    report(results)
+    print(machine_load())
 
 
 def parse_args() -> argparse.Namespace:
@@ -203,7 +251,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=10, help="members sharing the requests")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
-        "--postgres", metavar="ADMIN_URL", help="run on a new database of this PostgreSQL server"
+        "--postgres",
+        metavar="ADMIN_URL",
+        help="PostgreSQL server to measure too, on a new database (default: $TEST_DATABASE_URL)",
     )
     args = parser.parse_args()
     if not 1 <= args.requests <= 20_000 or not 1 <= args.members <= 1000:
@@ -212,4 +262,4 @@ def parse_args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    main(parse_args())
