@@ -54,16 +54,20 @@ def engines(admin: str | None) -> list[str]:
     return [SQLITE, POSTGRES]
 
 
-def per_engine(scenario: Callable[..., T], names: Sequence[str], *args: Any) -> dict[str, T]:
-    """``scenario(name, *args)`` for each engine, each in a fresh interpreter, in turn.
+def per_engine(
+    scenario: Callable[..., T], names: Sequence[str], *args: Any, rounds: int = 1
+) -> dict[str, list[T]]:
+    """``scenario(name, *args)`` for each engine, each in a fresh interpreter, one at a time;
+    ``rounds`` times, the engines taking turns (so a change in the machine's load falls on both).
 
     ``scenario`` is a module-level function (it is pickled by name); ``args`` are pickled too.
     """
-    results: dict[str, T] = {}
+    results: dict[str, list[T]] = {name: [] for name in names}
     context = multiprocessing.get_context("spawn")
-    for name in names:
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            results[name] = pool.submit(scenario, name, *args).result()
+    for _ in range(rounds):
+        for name in names:
+            with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+                results[name].append(pool.submit(scenario, name, *args).result())
     return results
 
 

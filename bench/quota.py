@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -142,6 +143,7 @@ async def measure(engine: str, admin: str | None, requests: int, count: int, see
     latencies = [o.seconds * 1000 for o in outcomes]
     figures: Figures = {
         "requests": len(outcomes),
+        "members_count": count,
         "accepted": len(accepted),
         "wall": wall,
         "decisions": len(outcomes) / wall,
@@ -154,16 +156,11 @@ async def measure(engine: str, admin: str | None, requests: int, count: int, see
         "server_cpu": server,
         "backends": target.server.backends if target.server is not None else None,
     }
-    print(
-        f"{engine}: {len(outcomes)} concurrent create_job calls, {count} members:"
-        f" {len(accepted)} accepted, {len(outcomes) - len(accepted)} refused in {wall:.2f} s"
-    )
-
     by_user: dict[int, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         by_user[outcome.user_id].append(outcome)
     over_spent = wrongful = other_errors = inconsistent = 0
-    print("member  limit/day  before  +accepted  ledger-usage  refused  left  over?")
+    table = ["member  limit/day  before  +accepted  ledger-usage  refused  left  over?"]
     for user, limits in members.items():
         mine = by_user[user]
         granted = sum(o.cost for o in mine if o.accepted)
@@ -176,14 +173,14 @@ async def measure(engine: str, admin: str | None, requests: int, count: int, see
         other_errors += sum(1 for o in refused if "quota" not in (o.error or ""))
         consistent = before[user] + granted == after[user]
         inconsistent += not consistent
-        print(
+        table.append(
             f"{user:>6}  {limits.daily_seconds:>9}  {before[user]:>6}  {granted:>9}"
             f"  {after[user]:>12}{'' if consistent else '!'}  {len(refused):>7}"
             f"  {left:>4}  {'OVER' if over else 'no'}"
-            f"   ({unfinished[user]} unfinished)",
-            flush=True,
+            f"   ({unfinished[user]} unfinished)"
         )
     figures |= {
+        "members": table,
         "over_spent": over_spent,
         "wrongful": wrongful,
         "other_errors": other_errors,
@@ -192,57 +189,79 @@ async def measure(engine: str, admin: str | None, requests: int, count: int, see
     return figures
 
 
-def report(results: dict[str, Figures]) -> None:
-    """Both engines' figures, side by side."""
+def report(results: dict[str, list[Figures]]) -> None:
+    """Every engine's figures side by side: the median of the rounds, (the range), and the
+    checks' counts summed over all rounds."""
+    rounds = len(next(iter(results.values())))
 
-    def row(label: str, cell: Callable[[Figures], str]) -> tuple[str, dict[str, str]]:
-        return label, {name: cell(figures) for name, figures in results.items()}
+    def row(
+        label: str, value: Callable[[Figures], float | None], unit: str = "", digits: int = 0
+    ) -> tuple[str, dict[str, str]]:
+        cells = {}
+        for name, runs in results.items():
+            values = [value(figures) for figures in runs]
+            if any(v is None for v in values):
+                cells[name] = "in process" if runs[0]["backends"] is None else "not local"
+                continue
+            known = [v for v in values if v is not None]
+            cell = f"{statistics.median(known):.{digits}f}{unit}"
+            if rounds > 1:
+                cell += f" ({min(known):.{digits}f}–{max(known):.{digits}f})"
+            cells[name] = cell
+        return label, cells
 
-    def server(figures: Figures, per_request: bool) -> str:
-        if figures["server_cpu"] is None:
-            return "in process" if figures["backends"] is None else "not local"
-        seconds = figures["server_cpu"]
-        if per_request:
-            return f"{seconds / figures['requests'] * 1000:.2f} ms"
-        return f"{seconds:.2f} s ({figures['backends']} backends)"
+    def count(label: str, key: str) -> tuple[str, dict[str, str]]:
+        return label, {name: str(sum(f[key] for f in runs)) for name, runs in results.items()}
 
-    def total(figures: Figures) -> str:
-        seconds = figures["cpu"] + (figures["server_cpu"] or 0.0)
-        return f"{seconds / figures['requests'] * 1000:.2f} ms"
+    def per_request(seconds: float | None, figures: Figures) -> float | None:
+        return None if seconds is None else seconds / figures["requests"] * 1000
 
-    first = next(iter(results.values()))
+    first = next(iter(results.values()))[0]
     side_by_side(
-        f"{first['requests']} concurrent requests",
+        f"{first['requests']} concurrent requests, {first['members_count']} members:"
+        + (f" median of {rounds} rounds (lowest–highest)" if rounds > 1 else " one round"),
         [
-            row("accepted / refused", lambda f: f"{f['accepted']}/{f['requests'] - f['accepted']}"),
-            row("burst wall time", lambda f: f"{f['wall']:.2f} s"),
-            row("decisions/s", lambda f: f"{f['decisions']:.0f}"),
-            row("accepted reservations/s", lambda f: f"{f['reservations']:.0f}"),
-            row("latency p50", lambda f: f"{f['p50']:.0f} ms"),
-            row("latency p99", lambda f: f"{f['p99']:.0f} ms"),
-            row("latency min / max", lambda f: f"{f['min']:.0f} / {f['max']:.0f} ms"),
-            row("CPU, this process", lambda f: f"{f['cpu']:.2f} s"),
-            row("CPU, database server", lambda f: server(f, False)),
-            row("CPU per request: process", lambda f: f"{f['cpu'] / f['requests'] * 1000:.2f} ms"),
-            row("CPU per request: server", lambda f: server(f, True)),
-            row("CPU per request: total", total),
-            row("over-spend (must be 0)", lambda f: str(f["over_spent"])),
-            row("wrongful refusals", lambda f: str(f["wrongful"])),
-            row("refusals for another reason", lambda f: str(f["other_errors"])),
-            row("ledger != before + accepted", lambda f: str(f["inconsistent"])),
+            row("accepted", lambda f: f["accepted"]),
+            row("burst wall time", lambda f: f["wall"], " s", 2),
+            row("decisions/s", lambda f: f["decisions"]),
+            row("accepted reservations/s", lambda f: f["reservations"]),
+            row("latency p50", lambda f: f["p50"], " ms"),
+            row("latency p99", lambda f: f["p99"], " ms"),
+            row("latency max", lambda f: f["max"], " ms"),
+            row("CPU ms/request: this process", lambda f: per_request(f["cpu"], f), "", 2),
+            row("CPU ms/request: database", lambda f: per_request(f["server_cpu"], f), "", 2),
+            row(
+                "CPU ms/request: total",
+                lambda f: per_request(f["cpu"] + (f["server_cpu"] or 0.0), f),
+                "",
+                2,
+            ),
+            count("over-spend, all rounds (must be 0)", "over_spent"),
+            count("wrongful refusals, all rounds", "wrongful"),
+            count("refusals for another reason", "other_errors"),
+            count("ledger != before + accepted", "inconsistent"),
         ],
     )
 
 
 def main(args: argparse.Namespace) -> None:
-    print(machine_load())
-    names = engines(postgres_admin(args.postgres))
+    print(machine_load(), flush=True)
+    admin = postgres_admin(args.postgres)
     results = per_engine(
-        run, names, postgres_admin(args.postgres), args.requests, args.members, args.seed
+        run,
+        engines(admin),
+        admin,
+        args.requests,
+        args.members,
+        args.seed,
+        rounds=args.rounds,
     )
+    for name, runs in results.items():
+        print(f"{name}, round 1: per member")
+        print("\n".join(runs[0]["members"]))
     print()
     report(results)
-    print(machine_load())
+    print(machine_load(), flush=True)
 
 
 def parse_args() -> argparse.Namespace:
@@ -251,6 +270,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=10, help="members sharing the requests")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--rounds", type=int, default=3, help="runs per engine, taking turns (≤ 20; default 3)"
+    )
+    parser.add_argument(
         "--postgres",
         metavar="ADMIN_URL",
         help="PostgreSQL server to measure too, on a new database (default: $TEST_DATABASE_URL)",
@@ -258,6 +280,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if not 1 <= args.requests <= 20_000 or not 1 <= args.members <= 1000:
         parser.error("--requests must be 1..20000 and --members 1..1000")
+    if not 1 <= args.rounds <= 20:
+        parser.error("--rounds must be 1..20")
     return args
 
 

@@ -338,7 +338,7 @@ def main(args: argparse.Namespace) -> None:
             mode = Mode(**{**mode.__dict__, "jobs": args.jobs})
         results = per_engine(run, names, admin, mode, args.seed)
         print()
-        report(mode, results)
+        report(mode, {name: runs[0] for name, runs in results.items()})
         print(machine_load(), flush=True)
 
 
