@@ -1,30 +1,40 @@
-"""Benchmark: quota reservations under N concurrent requests, and whether any member over-spends.
+"""Benchmark: quota reservations under N concurrent requests, on SQLite and on PostgreSQL side
+by side, and whether any member over-spends.
 
-    python -m bench.quota [--requests 1000] [--members 10] [--seed 1] [--postgres ADMIN_URL]
+    python -m bench.quota [--requests 1000] [--members 10] [--rounds 3] [--seed 1]
+                          [--postgres ADMIN_URL]
 
 What is measured: ``Store.create_job`` (the check + insert + ledger reservation that
 ``VideoService.accept`` relies on) called by ``--requests`` coroutines at once, through
-``asyncio.gather``, against a fresh SQLite file (WAL, as the bot opens it). Requests are spread at
-random over ``--members`` members of one server; each request costs 2-10 s (a random duration at
-720P). Member limits cycle through 60, 120, 300, 1 000 and 1 000 000 seconds a day, so with about
-600 s asked per member the first three run out and the last two never do. Before the burst each
-member has one delivered job and one failed (refunded) job today, so balances come from a ledger
-with reserve, commit and refund rows, as in production.
+``asyncio.gather``, against a fresh store: a new SQLite file (WAL, as the bot opens it), and a new
+database on the PostgreSQL server named by ``--postgres`` or ``TEST_DATABASE_URL`` (an admin URL,
+e.g. ``postgresql://postgres@/postgres?host=/socket``; created for the run, dropped after it).
+Without either, one line says so and SQLite alone is measured. Requests are spread at random over
+``--members`` members of one server; each request costs 2-10 s (a random duration at 720P).
+Member limits cycle through 60, 120, 300, 1 000 and 1 000 000 seconds a day, so with about 600 s
+asked per member the first three run out and the last two never do. Before the burst each member
+has one delivered job and one failed (refunded) job today, so balances come from a ledger with
+reserve, commit and refund rows, as in production.
 
-Printed: decisions/s and accepted reservations/s over the burst's wall time, per-request latency
-from the burst's start (min/p50/p99/max: the store serialises every call, reads included, on one
-FIFO lock, so latency is mostly queueing; an accepted call queues twice, for its transaction and
-for the ``get_job`` that re-reads the new row), the CPU time of the process, then per member:
-limit, usage before the burst, seconds accepted in it, ledger usage after (marked ``!`` if it is
-not before + accepted), refusals, seconds left. Then the two checks:
+The same scenario function runs once per engine per round, each time in a fresh interpreter
+(``bench._engines``), the engines taking turns for ``--rounds`` rounds; the same seed gives both
+the same requests in the same order.
+
+Printed: per member (first round): limit, usage before the burst, seconds accepted in it, ledger
+usage after (marked ``!`` if it is not before + accepted), refusals, seconds left. Then one table,
+a column per engine, each figure the median of the rounds (lowest–highest): decisions/s and
+accepted reservations/s over the burst's wall time; per-request latency from the burst's start
+(p50/p99/max: every reservation is serialised, one at a time across every process, so latency is
+mostly queueing); CPU per request of this process and, on PostgreSQL, of the server's backends
+serving the database (from ``/proc``, when the server runs on this machine), and the two
+together. Then the checks, summed over every round:
 
 - over-spend: members whose ledger usage for today exceeds their daily limit (must be 0);
 - wrongful refusals: refused requests that would have fit in what the member still had left at
-  the end (remaining only shrinks during the burst, so such a refusal was wrong when made).
+  the end (remaining only shrinks during the burst, so such a refusal was wrong when made);
+- refusals for any other reason, and members whose ledger is not before + accepted (both 0).
 
-Single process, no network: the store is the only thing measured. With ``--postgres`` (an
-admin URL, e.g. ``postgresql://postgres@/postgres?host=/socket``) the store is a fresh database
-created on that server for the run and dropped after it, instead of the SQLite file.
+No network besides the database's socket: the store is the only thing measured.
 """
 
 from __future__ import annotations

@@ -1,8 +1,17 @@
-"""Benchmark: one tracker following many jobs against the fake WAN API (in a subprocess).
+"""Benchmark: one tracker following many jobs against the fake WAN API (in a subprocess), on
+SQLite and on PostgreSQL side by side.
 
     python -m bench.tracker                 warm: 180 jobs to learn from, then 2,000 measured
     python -m bench.tracker --cold          the three cold modes below, one after the other
     python -m bench.tracker --mode NAME     one mode: warm, cold-short, cold-long, saturated
+    ... [--jobs N] [--seed 1] [--postgres ADMIN_URL]
+
+Each mode runs once per engine: the store on a new SQLite file, then on a new database of the
+PostgreSQL server named by ``--postgres`` or ``TEST_DATABASE_URL`` (an admin URL; the database is
+created for the run and dropped after it); without either, one line says so and SQLite alone
+runs. Each run is the same scenario function in a fresh interpreter (``bench._engines``) with its
+own fake API, the same seed and the same settings but ``DATABASE_PATH`` / ``DATABASE_URL``: the
+engine is the only difference.
 
 Every mode builds the tracker as bot.py does (``tracker_config(settings)``: default tracker
 settings) over an empty database, against a fake API whose tasks take known times:
@@ -16,11 +25,13 @@ settings) over an empty database, against a fake API whose tasks take known time
 - ``saturated``: 2,000 jobs at once, tasks as in ``warm``, the default budget (8 req/s): reads
   compete with creates; figures also for the jobs submitted after the model trusted their kind.
 
-Printed per mode, on one line naming it: jobs delivered, API reads (GETs of one task) per job,
-detection lag (the fake task's finish → the tracker recording completion) p50/p99/max, the most API
-requests the fake received in any 1 s window (every create, read and list; the limit in
-brackets), the tracker process's CPU ms per job and peak RSS. Timings are one run on a shared
-machine: read ratios and orders of magnitude.
+Printed per mode and engine, on one line naming both, then per mode as a table with a column per
+engine: jobs delivered, API reads (GETs of one task) per job, detection lag (the fake task's finish
+→ the tracker recording completion) p50/p99/max, the most API requests the fake received in any
+1 s window (every create, read and list; the limit in brackets), CPU ms per job of the tracker's
+process and, on PostgreSQL, of the server's backends serving the database (from ``/proc``, when
+the server runs on this machine), and the tracker process's peak RSS. Timings are one run on a
+shared machine: read ratios and orders of magnitude.
 """
 
 from __future__ import annotations
