@@ -42,7 +42,6 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,6 +118,19 @@ class Kill:
     leases: dict[str, float] = field(default_factory=dict)  # job → seconds until taken over
     lease_expiry: dict[str, float] = field(default_factory=dict)  # job → lease_until - kill
     delivery_job: str | None = None
+
+    def line(self) -> str:
+        budget = (
+            f"budget to {self.budget_to} in {self.budget_takeover:.2f} s"
+            if self.budget_takeover is not None
+            else "budget not held"
+        )
+        job = f" of job {self.delivery_job}" if self.delivery_job else ""
+        taken = max(self.leases.values(), default=0.0)
+        return (
+            f"chaos: round {self.round}: killed {self.victim}, {self.why}{job};"
+            f" {len(self.leases)} leased jobs taken over within {taken:.2f} s; {budget}"
+        )
 
 
 def owner_pid(owner: str | None) -> int | None:
@@ -348,8 +360,123 @@ def peak_per_second(times: Iterable[float]) -> int:
     return best
 
 
-def seconds(values: Iterable[float]) -> str:
+def listed(values: Iterable[float]) -> str:
     return ", ".join(f"{value:.2f}" for value in values) or "none"
+
+
+@dataclass
+class Figures:
+    """What the run did, from the database, the local Discord and the fake API's log."""
+
+    jobs: int
+    delivered: list[str]
+    refunded: list[str]  # failed or cancelled, refunded, with a notice in Discord
+    lost: list[str]
+    videos: int
+    duplicates: int
+    reserves: int
+    commits: int
+    refunds: int
+    double_charges: list[str]
+    double_refunds: list[str]
+    unbalanced: list[str]  # rows not summing to the job's cost (0 if refunded)
+    creates: int
+    tasks: int
+    most_creates: int  # per job
+    most_tasks: int
+    unmatched_creates: int  # creates whose prompt is no accepted job's
+    requests: int
+    peak: int
+    leases: list[float]  # kill → taken over, every leased job of every kill
+    budget: list[float]  # kill → new holder, every kill of a holder
+
+    def lines(self, run: Chaos, took: float) -> list[str]:
+        return [
+            f"chaos: {self.jobs} jobs by {MEMBERS} members in {GUILDS} servers, {len(run.processes)} processes"
+            f" (shards 0-{SHARDS - 1}), {len(run.kills)} kill -9 rounds, {took:.0f} s",
+            *(kill.line() for kill in run.kills),
+            f"chaos: jobs lost: {len(self.lost)} ({len(self.delivered)} delivered,"
+            f" {len(self.refunded)} failed and refunded with a notice)",
+            f"chaos: duplicate posts: {self.duplicates} ({self.videos} video messages for"
+            f" {len(self.delivered)} delivered jobs)",
+            f"chaos: double charges: {len(self.double_charges)}, double refunds:"
+            f" {len(self.double_refunds)}, jobs whose ledger rows do not sum to their cost:"
+            f" {len(self.unbalanced)} ({self.reserves} reserves, {self.commits} commits,"
+            f" {self.refunds} refunds)",
+            f"chaos: API creates per job: at most {self.most_creates} ({self.creates} creates,"
+            f" {self.tasks} tasks, {self.unmatched_creates} for no job)",
+            f"chaos: peak API rate: {self.peak} requests in a 1 s window, all processes"
+            f" (WAN_MAX_RPS {MAX_RPS:g}); {self.requests} API requests",
+            f"chaos: lease takeover: at most {max(self.leases, default=0):.2f} s from the kill,"
+            f" {len(self.leases)} leased jobs (limit LEASE_SECONDS {LEASE_SECONDS:g}"
+            f" + {LEASE_SLACK:g} s)",
+            f"chaos: budget takeover: {listed(self.budget)} s from the kill to the new holder's"
+            f" {BUDGET_GAUGE} 1 (limit {BUDGET_TAKEOVER_LIMIT:g} s); two holders at once:"
+            f" {len(run.two_holders)}",
+        ]
+
+
+async def figures(world: World, run: Chaos) -> Figures:
+    jobs = {str(r["id"]): r for r in await world.query("SELECT id, state, cost_seconds FROM jobs")}
+    ledger: dict[str, list[tuple[str, int]]] = {}
+    for row in await world.query(
+        "SELECT job_id, kind, seconds FROM quota_ledger WHERE job_id IS NOT NULL ORDER BY id"
+    ):
+        ledger.setdefault(str(row["job_id"]), []).append((str(row["kind"]), int(row["seconds"])))
+    kinds = {job_id: Counter(kind for kind, _ in ledger.get(job_id, [])) for job_id in jobs}
+
+    delivered = [j for j, row in jobs.items() if row["state"] == "delivered"]
+    refunded = [
+        j
+        for j, row in jobs.items()
+        if row["state"] in ("failed", "cancelled")
+        and kinds[j]["refund"]
+        and world.failure_notices(j)
+    ]
+    # Every acceptance a member saw and every job in the database.
+    lost = sorted((set(run.asked) | set(jobs)) - set(delivered) - set(refunded))
+    videos = {j: len(world.deliveries(j)) for j in jobs}
+    duplicates = sum(n - 1 if j in delivered else n for j, n in videos.items() if n)
+
+    def owes(job_id: str) -> int:
+        return int(jobs[job_id]["cost_seconds"]) if job_id in delivered else 0
+
+    number_of = {asked.prompt: asked.number for asked in run.asked.values()}
+    creates = Counter(
+        number_of.get(str(r.json.get("prompt")) if isinstance(r.json, dict) else "", -1)
+        for r in world.wan.creates
+    )
+    tasks = Counter(number_of.get(str(t.body.get("prompt")), -1) for t in world.wan.tasks.values())
+    matched = [n for n in creates.elements() if n >= 0]
+    return Figures(
+        jobs=len(set(run.asked) | set(jobs)),
+        delivered=delivered,
+        refunded=refunded,
+        lost=lost,
+        videos=sum(videos.values()),
+        duplicates=duplicates,
+        reserves=sum(c["reserve"] for c in kinds.values()),
+        commits=sum(c["commit"] for c in kinds.values()),
+        refunds=sum(c["refund"] for c in kinds.values()),
+        double_charges=[j for j, c in kinds.items() if c["reserve"] > 1 or c["commit"] > 1],
+        double_refunds=[
+            j for j, c in kinds.items() if c["refund"] > 1 or (c["refund"] and c["commit"])
+        ],
+        unbalanced=[
+            j
+            for j in jobs
+            if kinds[j]["reserve"] != 1 or sum(s for _, s in ledger.get(j, [])) != owes(j)
+        ],
+        creates=len(world.wan.creates),
+        tasks=len(world.wan.tasks),
+        most_creates=max(Counter(matched).values(), default=0),
+        most_tasks=max((n for k, n in tasks.items() if k >= 0), default=0),
+        unmatched_creates=creates[-1] + tasks[-1],
+        requests=len(world.wan.requests),
+        peak=peak_per_second(r.at for r in world.wan.requests),
+        leases=[s for kill in run.kills for s in kill.leases.values()],
+        budget=[k.budget_takeover for k in run.kills if k.budget_takeover is not None],
+    )
 
 
 async def test_a_network_killed_five_times_loses_nothing_and_does_nothing_twice(
@@ -380,114 +507,19 @@ async def test_a_network_killed_five_times_loses_nothing_and_does_nothing_twice(
             print(f"----- {process.log_path.name} (tail)\n{process.log_text()[-20_000:]}")
         raise
     took = time.monotonic() - began
-
-    jobs = {str(r["id"]): r for r in await world.query("SELECT id, state, cost_seconds FROM jobs")}
-    ledger: dict[str, list[tuple[str, int]]] = {}
-    for row in await world.query(
-        "SELECT job_id, kind, seconds FROM quota_ledger WHERE job_id IS NOT NULL ORDER BY id"
-    ):
-        ledger.setdefault(str(row["job_id"]), []).append((row["kind"], int(row["seconds"])))
-
-    # Jobs lost: not finished as delivered, nor failed and refunded with a notice.
-    delivered = [j for j, row in jobs.items() if row["state"] == "delivered"]
-    refunded = [
-        j
-        for j, row in jobs.items()
-        if row["state"] in ("failed", "cancelled")
-        and any(kind == "refund" for kind, _ in ledger.get(j, []))
-        and world.failure_notices(j)
-    ]
-    lost = sorted((set(run.asked) | set(jobs)) - set(delivered) - set(refunded))
-
-    # Duplicate posts: video messages per job beyond one (any for a job that was not delivered).
-    videos = {j: len(world.deliveries(j)) for j in jobs}
-    duplicates = sum(n - 1 if j in delivered else n for j, n in videos.items() if n)
-
-    # The ledger: one reserve, one commit or refund, summing to what the job cost.
-    kinds = {j: Counter(kind for kind, _ in rows) for j, rows in ledger.items()}
-    double_charges = sum(1 for c in kinds.values() if c["reserve"] > 1 or c["commit"] > 1)
-    double_refunds = sum(1 for c in kinds.values() if c["refund"] > 1)
-    both = sum(1 for c in kinds.values() if c["commit"] and c["refund"])
-    unbalanced = [
-        j
-        for j, row in jobs.items()
-        if sum(s for _, s in ledger.get(j, [])) != (row["cost_seconds"] if j in delivered else 0)
-        or kinds.get(j, Counter())["reserve"] != 1
-    ]
-
-    # The API: creates and tasks per job (by prompt), and the busiest second of all processes.
-    number_of = {asked.prompt: asked.number for asked in run.asked.values()}
-    creates = Counter(
-        number_of.get(str(r.json.get("prompt")), -1)
-        for r in world.wan.creates
-        if isinstance(r.json, dict)
-    )
-    tasks = Counter(number_of.get(str(t.body.get("prompt")), -1) for t in world.wan.tasks.values())
-    peak = peak_per_second(r.at for r in world.wan.requests)
-
-    leases = [s for kill in run.kills for s in kill.leases.values()]
-    budget = [kill.budget_takeover for kill in run.kills if kill.budget_takeover is not None]
-    lines = [
-        f"chaos: {len(run.asked)} jobs accepted across {GUILDS} servers by {MEMBERS} members,"
-        f" {len(processes)} processes on shards 0-{SHARDS - 1}, {len(run.kills)} kill -9 rounds,"
-        f" {took:.0f} s",
-        *(
-            f"chaos: round {k.round}: killed {k.victim} ({k.why}"
-            f"{', budget holder' if k.held_budget and 'budget' not in k.why else ''}"
-            f"{f', job {k.delivery_job}' if k.delivery_job else ''}); {len(k.leases)} leased jobs"
-            f" taken over in {seconds(sorted(k.leases.values())[-1:]) if k.leases else '-'} s at"
-            f" most; budget"
-            + (
-                f" to {k.budget_to} in {k.budget_takeover:.2f} s"
-                if k.budget_takeover
-                else " not held"
-            )
-            for k in run.kills
-        ),
-        f"chaos: jobs lost: {len(lost)} ({len(delivered)} delivered,"
-        f" {len(refunded)} failed and refunded with a notice)",
-        f"chaos: duplicate posts: {duplicates} ({sum(videos.values())} video messages for"
-        f" {len(delivered)} delivered jobs)",
-        f"chaos: double charges: {double_charges}, double refunds: {double_refunds},"
-        f" committed and refunded: {both}, unbalanced jobs: {len(unbalanced)}"
-        f" ({sum(c['reserve'] for c in kinds.values())} reserves,"
-        f" {sum(c['commit'] for c in kinds.values())} commits,"
-        f" {sum(c['refund'] for c in kinds.values())} refunds)",
-        f"chaos: API creates per job: at most {max(creates.values(), default=0)}"
-        f" ({len(world.wan.creates)} creates, {len(world.wan.tasks)} tasks for"
-        f" {len(run.asked)} jobs)",
-        f"chaos: peak API rate: {peak} requests in a 1 s window (WAN_MAX_RPS {MAX_RPS:g});"
-        f" {len(world.wan.requests)} API requests",
-        f"chaos: lease takeover: at most {max(leases, default=0):.2f} s after the kill over"
-        f" {len(leases)} leased jobs (limit LEASE_SECONDS {LEASE_SECONDS:g} + {LEASE_SLACK:g} s)",
-        f"chaos: budget takeover: {seconds(budget)} s from kill to the new holder's"
-        f" {BUDGET_GAUGE} = 1 (limit {BUDGET_TAKEOVER_LIMIT:g} s); two holders seen:"
-        f" {len(run.two_holders)}",
-    ]
+    found = await figures(world, run)
     with capsys.disabled():
-        print("\n" + "\n".join(lines))
-    if os.environ.get("CHAOS_DUMP"):  # DEBUG ONLY: remove
-        import json
+        print("\n" + "\n".join(found.lines(run, took)))
 
-        dump = {
-            "requests": [(r.at, r.method, r.path) for r in world.wan.requests],
-            "kills": [dataclasses.asdict(k) for k in run.kills],
-            "jobs": await world.query(
-                "SELECT id, state, error, submit_attempts, created_at, updated_at FROM jobs"
-            ),
-        }
-        Path(os.environ["CHAOS_DUMP"]).write_text(json.dumps(dump, default=str))
-
-    assert len(run.asked) == JOBS
-    assert lost == [], f"jobs lost: {lost}"
-    assert duplicates == 0
-    assert (double_charges, double_refunds, both, unbalanced) == (0, 0, 0, [])
-    assert -1 not in creates and max(creates.values()) <= 1, creates.most_common(3)
-    assert max(tasks.values()) <= 1, tasks.most_common(3)
-    assert peak <= MAX_RPS
-    assert len(run.kills) == ROUNDS
-    assert [k.held_budget for k in run.kills][::2] == [True] * 3
-    assert all(k.delivery_job for k in run.kills[1::2])
-    assert leases and max(leases) <= LEASE_SECONDS + LEASE_SLACK
-    assert len(budget) >= 3 and max(budget) <= BUDGET_TAKEOVER_LIMIT
+    assert found.jobs == JOBS and len(run.asked) == JOBS
+    assert found.lost == [], f"jobs lost: {found.lost}"
+    assert found.duplicates == 0
+    assert (found.double_charges, found.double_refunds, found.unbalanced) == ([], [], [])
+    assert found.unmatched_creates == 0
+    assert found.most_creates <= 1 and found.most_tasks <= 1
+    assert found.peak <= MAX_RPS
+    assert [k.held_budget for k in run.kills[::2]] == [True] * 3  # rounds 1, 3, 5
+    assert all(k.delivery_job for k in run.kills[1::2])  # rounds 2, 4
+    assert found.leases and max(found.leases) <= LEASE_SECONDS + LEASE_SLACK
+    assert len(found.budget) >= 3 and max(found.budget) <= BUDGET_TAKEOVER_LIMIT
     assert run.two_holders == []
