@@ -4,6 +4,8 @@ python bot.py            run the bot (configuration from the environment / .env)
 python bot.py --sync     sync slash commands globally, then exit (Discord allows ~200 a day)
 python bot.py --check    validate configuration, try the token and API key, exit 0/1
 python bot.py --report [--days N]   spending per server and for the bot, from the database
+python bot.py --migrate-from-sqlite PATH   copy that SQLite file into the empty PostgreSQL
+                                           database DATABASE_URL names, then exit
 
 ``.env`` is read from the working directory, and a relative DATABASE_PATH is relative to it too.
 This file must stay parseable by old Pythons up to the version check below.
@@ -21,7 +23,6 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,15 @@ from core.logging_setup import configure_logging
 from core.loop_lag import LoopLagProbe
 from core.reachability import Unreachable, describe_network_error, host_of
 from core.report import report_main
-from core.startup_checks import database_problem, describe_bind_error, describe_database_error
-from core.store import Store
+from core.startup_checks import (
+    DATABASE_ERRORS,
+    database_problem,
+    describe_bind_error,
+    describe_database_error,
+    describe_postgres_error,
+)
+from core.store import Store, redact
+from core.to_postgres import migrate_from_sqlite
 from core.webhooks import HttpServer, WebhookReceiver, make_http_app
 from discord_side.actions import VideoActions
 from discord_side.check import check
@@ -284,9 +292,16 @@ async def _reach_discord(settings: Settings, session: aiohttp.ClientSession) -> 
 
 
 async def run(settings: Settings, *, sync_only: bool) -> None:
-    path = settings.database_path
-    log.info("database %s (working directory %s)", path.resolve(), Path.cwd())
-    for problem in (database_problem(path), None if sync_only else _port_problem(settings)):
+    path, url = settings.database_path, settings.database_url
+    if url is None:
+        log.info("database %s (working directory %s)", path.resolve(), Path.cwd())
+    else:
+        log.info("database: PostgreSQL %s", redact(url))
+    problems = (
+        None if url is not None else database_problem(path),
+        None if sync_only else _port_problem(settings),
+    )
+    for problem in problems:
         if problem is not None:
             raise StartupError(problem)
     async with contextlib.AsyncExitStack() as stack:
@@ -294,9 +309,14 @@ async def run(settings: Settings, *, sync_only: bool) -> None:
         await _reach_discord(settings, session)
         await point_discord_at(settings.discord_api_base, settings.discord_token, session=session)
         try:
-            store = await stack.enter_async_context(Store.open(path))
-        except (sqlite3.Error, OSError) as exc:
-            raise StartupError(describe_database_error(path, exc)) from None
+            store = await stack.enter_async_context(Store.open(settings.database_target))
+        except DATABASE_ERRORS as exc:
+            reason = (
+                describe_database_error(path, exc)
+                if url is None
+                else describe_postgres_error(url, exc)
+            )
+            raise StartupError(reason) from None
         services = build_services(settings, store, session)
         # PostgreSQL (several processes): IdentifyTurns(<the store's engine>), so processes
         # take turns to IDENTIFY; None (SQLite, one process) keeps discord.py's spacing.
@@ -326,17 +346,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync", action="store_true", help="sync slash commands, then exit")
     parser.add_argument("--report", action="store_true", help="print spending per server, exit")
     parser.add_argument("--days", type=int, default=7, help="days in --report (default 7)")
+    parser.add_argument(
+        "--migrate-from-sqlite",
+        metavar="PATH",
+        type=Path,
+        help="copy this SQLite file into the empty PostgreSQL database of DATABASE_URL, exit",
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     configure_logging(
         settings.log_level,
         settings.log_format,
-        secrets=(settings.discord_token, settings.wan_api_key, settings.webhook_secret),
+        secrets=(
+            settings.discord_token,
+            settings.wan_api_key,
+            settings.webhook_secret,
+            settings.database_password,
+        ),
     )
     if args.check:
         return asyncio.run(check(settings))
     if args.report:
         return report_main(settings, args.days)
+    if args.migrate_from_sqlite is not None:
+        return migrate_from_sqlite(settings, args.migrate_from_sqlite)
     for warning in config_warnings(settings):
         log.warning("configuration: %s", warning)
     try:

@@ -1,6 +1,6 @@
 """Benchmark: quota reservations under N concurrent requests, and whether any member over-spends.
 
-    python -m bench.quota [--requests 1000] [--members 10] [--seed 1]
+    python -m bench.quota [--requests 1000] [--members 10] [--seed 1] [--postgres ADMIN_URL]
 
 What is measured: ``Store.create_job`` (the check + insert + ledger reservation that
 ``VideoService.accept`` relies on) called by ``--requests`` coroutines at once, through
@@ -22,7 +22,9 @@ not before + accepted), refusals, seconds left. Then the two checks:
 - wrongful refusals: refused requests that would have fit in what the member still had left at
   the end (remaining only shrinks during the burst, so such a refusal was wrong when made).
 
-Single process, no network: the store is the only thing measured.
+Single process, no network: the store is the only thing measured. With ``--postgres`` (an
+admin URL, e.g. ``postgresql://postgres@/postgres?host=/socket``) the store is a fresh database
+created on that server for the run and dropped after it, instead of the SQLite file.
 """
 
 from __future__ import annotations
@@ -33,9 +35,15 @@ import random
 import resource
 import tempfile
 import time
+import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
 
 from bench._support import percentile, sample_request
 from core.jobs import JobOrigin, JobState, new_job_id
@@ -96,6 +104,27 @@ async def one(
     return Outcome(user_id, job.cost_seconds, True, time.perf_counter() - started)
 
 
+@asynccontextmanager
+async def fresh_store(postgres: str | None) -> AsyncIterator[Store]:
+    """A new store: a SQLite file in a temporary directory, or a new PostgreSQL database."""
+    if postgres is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with Store.open(Path(tmp) / "quota.sqlite3") as store:
+                yield store
+        return
+    name = f"wanbot_bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        parts = urlsplit(postgres)
+        url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+        async with Store.open(url) as store:
+            yield store
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
 async def main(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     members = {
@@ -103,23 +132,22 @@ async def main(args: argparse.Namespace) -> None:
         for index in range(args.members)
     }
     plan = [(rng.choice(list(members)), rng.randint(2, 10)) for _ in range(args.requests)]
-    with tempfile.TemporaryDirectory() as tmp:
-        async with Store.open(Path(tmp) / "quota.sqlite3") as store:
-            now = time.time()
-            day = utc_day(now)
-            await history(store, members, now)
-            before = {user: await store.usage(GUILD_ID, user, day) for user in members}
+    async with fresh_store(args.postgres) as store:
+        now = time.time()
+        day = utc_day(now)
+        await history(store, members, now)
+        before = {user: await store.usage(GUILD_ID, user, day) for user in members}
 
-            cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-            started = time.perf_counter()
-            outcomes = await asyncio.gather(
-                *(one(store, user, duration, members[user], started) for user, duration in plan)
-            )
-            wall = time.perf_counter() - started
-            cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(
+            *(one(store, user, duration, members[user], started) for user, duration in plan)
+        )
+        wall = time.perf_counter() - started
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
 
-            after = {user: await store.usage(GUILD_ID, user, day) for user in members}
-            unfinished = {user: await store.unfinished_count(GUILD_ID, user) for user in members}
+        after = {user: await store.usage(GUILD_ID, user, day) for user in members}
+        unfinished = {user: await store.unfinished_count(GUILD_ID, user) for user in members}
 
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     accepted = [o for o in outcomes if o.accepted]
@@ -174,6 +202,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=1000, help="concurrent requests (≤ 20000)")
     parser.add_argument("--members", type=int, default=10, help="members sharing the requests")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--postgres", metavar="ADMIN_URL", help="run on a new database of this PostgreSQL server"
+    )
     args = parser.parse_args()
     if not 1 <= args.requests <= 20_000 or not 1 <= args.members <= 1000:
         parser.error("--requests must be 1..20000 and --members 1..1000")

@@ -28,6 +28,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "WAN_API_KEY_HEADER",
     "DISCORD_API_BASE",
     "DATABASE_PATH",
+    "DATABASE_URL",
     "DEV_GUILD_ID",
     "WEBHOOK_PUBLIC_URL",
     "WEBHOOK_SECRET",
@@ -74,6 +75,9 @@ class Settings:
     wan_api_key_header: str = "x-freepik-api-key"
     discord_api_base: str = DEFAULT_DISCORD_API_BASE
     database_path: Path = Path("data/bot.sqlite3")
+    # PostgreSQL for several processes (None: SQLite at database_path, one process). It may
+    # hold a password: never in a repr or a log line.
+    database_url: str | None = field(default=None, repr=False)
     dev_guild_id: int | None = None
     # Webhook receiver + /healthz. The HTTP server runs when http_port is not 0.
     webhook_public_url: str | None = None
@@ -120,6 +124,16 @@ class Settings:
     @property
     def sharded(self) -> bool:
         return self.shard_count is not None
+
+    @property
+    def database_target(self) -> Path | str:
+        """What the store opens: the PostgreSQL URL, else the SQLite file."""
+        return self.database_url or self.database_path
+
+    @property
+    def database_password(self) -> str | None:
+        """The password in DATABASE_URL, to keep out of the logs."""
+        return urlsplit(self.database_url).password if self.database_url else None
 
     @property
     def webhooks_enabled(self) -> bool:
@@ -184,6 +198,24 @@ class Settings:
                 raise ValueError
             return value
 
+        def postgres_url(raw: str | None) -> str | None:  # DATABASE_URL
+            if raw is None:
+                return None
+            try:
+                scheme = urlsplit(raw).scheme
+                urlsplit(raw).port  # noqa: B018 (raises on a port that is not a number)
+            except ValueError:
+                scheme = ""
+            if scheme not in ("postgresql", "postgresql+asyncpg"):
+                # Never echo the value: it may carry a password.
+                problems.append(
+                    "DATABASE_URL must be a PostgreSQL URL (postgresql://user:password@host/"
+                    "database or postgresql+asyncpg://...); leave it unset for SQLite at"
+                    " DATABASE_PATH"
+                )
+                return None
+            return raw
+
         def port(raw: str) -> int:
             value = int(raw)
             if not 0 <= value <= 65535:
@@ -247,6 +279,7 @@ class Settings:
             discord_api_base=url("DISCORD_API_BASE", DEFAULT_DISCORD_API_BASE)
             or DEFAULT_DISCORD_API_BASE,
             database_path=Path(get("DATABASE_PATH") or "data/bot.sqlite3"),
+            database_url=postgres_url(get("DATABASE_URL")),
             dev_guild_id=parsed("DEV_GUILD_ID", None, snowflake, "a Discord server id"),
             webhook_public_url=webhook_public_url,
             webhook_secret=get("WEBHOOK_SECRET"),

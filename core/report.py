@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import sys
 import time
 from collections import defaultdict
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from core.config import Settings
 from core.quota import server_cap
+from core.startup_checks import DATABASE_ERRORS, describe_postgres_error, driver_reason
 from core.store import Store, utc_day
 
 log = logging.getLogger(__name__)
@@ -127,9 +127,9 @@ def render_report(report: SpendReport) -> str:
 
 
 async def run_report(settings: Settings, days: int, *, now: float | None = None) -> str:
-    """Open the database at ``DATABASE_PATH`` and render the report (call
-    :func:`database_missing` first: opening creates a database that is not there)."""
-    async with Store.open(settings.database_path) as store:
+    """Open the database (``DATABASE_URL``, else ``DATABASE_PATH``) and render the report
+    (call :func:`database_missing` first: opening creates a SQLite file that is not there)."""
+    async with Store.open(settings.database_target) as store:
         report = await spend_report(store, settings, days, time.time() if now is None else now)
     return render_report(report)
 
@@ -145,7 +145,7 @@ def database_missing(path: Path) -> str | None:
 
 def report_main(settings: Settings, days: int) -> int:
     """``--report``: print the report to standard output; a foreseeable problem is one line."""
-    problem = database_missing(Path(settings.database_path))
+    problem = None if settings.database_url else database_missing(Path(settings.database_path))
     if problem is None and not 1 <= days <= MAX_REPORT_DAYS:
         problem = f"--days must be from 1 to {MAX_REPORT_DAYS}"
     if problem is not None:
@@ -153,9 +153,12 @@ def report_main(settings: Settings, days: int) -> int:
         return 1
     try:
         text = asyncio.run(run_report(settings, days))
-    except sqlite3.Error as exc:
+    except DATABASE_ERRORS as exc:
+        if settings.database_url is not None:
+            log.error("cannot report: %s", describe_postgres_error(settings.database_url, exc))
+            return 1
         path = settings.database_path
-        log.error("cannot report: the database %s could not be read: %s", path, exc)
+        log.error("cannot report: the database %s could not be read: %s", path, driver_reason(exc))
         return 1
     sys.stdout.write(text + "\n")
     return 0

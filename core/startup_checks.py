@@ -1,11 +1,24 @@
-"""Foreseeable start-up failures told in one line with the fix: the database path, the port."""
+"""Foreseeable start-up failures told in one line with the fix: the database (a SQLite path or
+a PostgreSQL server), the port."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import pwd
 from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from core.store import database_url, redact
+
+# What opening the store may raise for a foreseeable reason (told in one line, no traceback):
+# the driver's errors as SQLAlchemy wraps them, the file system's or network's, a schema from
+# a newer bot (RuntimeError).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, OSError, RuntimeError)
 
 
 def _user(uid: int) -> str:
@@ -66,9 +79,48 @@ def describe_database_error(path: Path, exc: BaseException) -> str:
     problem = database_problem(path)
     if problem is not None:
         return problem
-    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+    reason = driver_reason(exc)
+    if isinstance(reason, OSError) and reason.errno == errno.EROFS:
         return f"cannot write the database {path}: the file system is read-only"
-    return f"cannot open the database {path}: {exc}"
+    return f"cannot open the database {path}: {_one_line(reason)}"
+
+
+def describe_postgres_error(url: str, exc: BaseException) -> str:
+    """A one-line reason for an error met while opening the PostgreSQL database at ``url``."""
+    reason = driver_reason(exc)
+    if isinstance(reason, TimeoutError):
+        return f"the PostgreSQL server of {redact(url)} did not answer in time (DATABASE_URL)"
+    if isinstance(reason, OSError):
+        return (
+            f"cannot reach the PostgreSQL server of {redact(url)}: {reason.strerror or reason};"
+            " check DATABASE_URL's host and port, and that the server runs"
+        )
+    return f"cannot open the PostgreSQL database {redact(url)}: {_one_line(reason)}"
+
+
+def driver_reason(exc: BaseException) -> BaseException:
+    """The driver's own error under SQLAlchemy's wrapping (its message names the problem)."""
+    reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    while reason.__cause__ is not None and "asyncpg" in type(reason.__cause__).__module__:
+        reason = reason.__cause__
+    return reason
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+async def postgres_problem(url: str, *, within: float = 10.0) -> str | None:
+    """Why the bot could not use the PostgreSQL database at ``url``, or None (``--check``)."""
+    engine = create_async_engine(database_url(url), pool_size=1, max_overflow=0)
+    try:
+        async with asyncio.timeout(within), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except (DBAPIError, OSError, RuntimeError) as exc:  # TimeoutError is an OSError
+        return describe_postgres_error(url, exc)
+    finally:
+        await engine.dispose()
+    return None
 
 
 def describe_bind_error(exc: OSError, host: str, port: int) -> str:

@@ -14,7 +14,8 @@ import aiohttp
 from core.config import Settings, config_warnings
 from core.ratelimit import RateLimiter
 from core.reachability import Unreachable, host_of, probe
-from core.startup_checks import database_problem
+from core.startup_checks import database_problem, postgres_problem
+from core.store import redact
 from core.wan import RetrySettings, WanClient, WanError, WanOperatorError, WanTransientError
 from discord_side.startup import DiscordUnavailable, TokenRefused, who_am_i
 
@@ -27,8 +28,13 @@ async def check(settings: Settings) -> int:
     print(f"configuration: ok ({settings!r})")  # Settings' repr leaves the secrets out
     for warning in config_warnings(settings):
         print(f"warning: {warning}")
-    problem = database_problem(settings.database_path, create=False)
-    print(f"database: {problem}" if problem else f"database: ok ({settings.database_path})")
+    if settings.database_url is None:
+        problem = database_problem(settings.database_path, create=False)
+        where = str(settings.database_path)
+    else:
+        problem = await postgres_problem(settings.database_url, within=CHECK_TIMEOUT_SECONDS)
+        where = f"PostgreSQL {redact(settings.database_url)}"
+    print(f"database: {problem}" if problem else f"database: ok ({where})")
     async with aiohttp.ClientSession() as session:
         (discord_ok, discord_line), (wan_ok, wan_line) = await asyncio.gather(
             _check_discord(settings, session), _check_wan(settings, session)

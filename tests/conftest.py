@@ -3,7 +3,7 @@ specific to one area live beside its tests (a module may override one of these b
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from unittest.mock import MagicMock
 
@@ -14,6 +14,8 @@ from hypothesis import settings
 from core.store import Store
 from tests.discord_mocks import BotHarness, make_guild, make_member, open_harness
 from tests.fakes.discord import FakeDiscord
+from tests.postgres import fresh_database
+from tests.tracker_rig import DATABASES
 
 # No per-example deadline: a busy CI machine must not turn a slow example into a failure.
 settings.register_profile("project", deadline=None)
@@ -25,6 +27,26 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     """A migrated, empty store in the test's directory."""
     async with Store.open(tmp_path / "db.sqlite3") as opened:
         yield opened
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Path | str]:
+    """Where a store lives, once per engine: a SQLite file in the test's directory, or a fresh
+    PostgreSQL database (skipped with the reason when no server is configured)."""
+    if request.param == "sqlite":
+        yield tmp_path / "db.sqlite3"
+    else:
+        async with fresh_database() as url:
+            yield url
+
+
+@pytest.fixture
+def both_engines(database: Path | str, tmp_path: Path) -> Iterator[None]:
+    """Run the test once per engine: the tracker rig's store is ``database``
+    (``pytestmark = pytest.mark.usefixtures("both_engines")`` in a module)."""
+    DATABASES[tmp_path] = database
+    yield
+    del DATABASES[tmp_path]
 
 
 @pytest.fixture

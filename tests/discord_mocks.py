@@ -675,7 +675,7 @@ async def open_harness(
     """Real ``Settings`` (:data:`TEST_ENV` + ``env``), ``Store``, ``Tracker``, ``VideoService``."""
     settings = Settings.from_env({**TEST_ENV, "DATABASE_PATH": str(db_path), **(env or {})})
     clock = clock or FakeClock()
-    async with Store.open(db_path) as store:
+    async with Store.open(settings.database_target) as store:
         # The composition root bot.py uses; no request reaches the (mock) session.
         services = build_services(
             settings, store, MagicMock(spec=aiohttp.ClientSession), clock=clock

@@ -31,7 +31,7 @@ from core.store import (
 )
 from tests.discord_mocks import TEST_ENV, accept_job, make_guild, make_member, make_text_channel
 from tests.discord_mocks import open_harness as open_bot_harness
-from tests.store.helpers import NOW, make_job
+from tests.store.helpers import NOW, make_job, processes
 
 DAY = utc_day(NOW)
 BASE_ENV = {"DISCORD_TOKEN": "t", "FREEPIK_API_KEY": "k"}
@@ -55,28 +55,36 @@ def caps(server: int | None = None, budget: int | None = None, **member: int) ->
 
 
 async def test_concurrent_reservations_never_overspend_the_budget_or_a_server_cap(
-    store: Store,
+    database: Path | str,
 ) -> None:
     # 600 requests at once from 3 servers × 10 members, random costs; the budget binds before
-    # the servers' caps add up. Whatever the interleaving: 0 seconds over any cap.
+    # the servers' caps add up. Whatever the interleaving: 0 seconds over any cap. On
+    # PostgreSQL from two processes' stores at once.
     rng = random.Random(13)
     server_caps = {1: 120, 2: 90, 3: 200}
     budget = 300
+    async with Store.open(database) as store, processes(store, database, 2) as stores:
 
-    async def attempt(index: int) -> int:
-        guild_id = 1 + index % 3
-        cost = rng.randint(2, 15)
-        try:
-            await store.create_job(
-                job_in(guild_id, 100 + index % 10, cost),
-                caps(server=server_caps[guild_id], budget=budget, daily=60),
-                NOW,
-            )
-        except (CapExceeded, QuotaExceeded):
-            return 0
-        return cost
+        async def attempt(index: int) -> int:
+            guild_id = 1 + index % 3
+            cost = rng.randint(2, 15)
+            try:
+                await stores[index % 2].create_job(
+                    job_in(guild_id, 100 + index % 10, cost),
+                    caps(server=server_caps[guild_id], budget=budget, daily=60),
+                    NOW,
+                )
+            except (CapExceeded, QuotaExceeded):
+                return 0
+            return cost
 
-    spent = await asyncio.gather(*(attempt(i) for i in range(600)))
+        spent = await asyncio.gather(*(attempt(i) for i in range(600)))
+        await check_spending(store, spent, server_caps, budget)
+
+
+async def check_spending(
+    store: Store, spent: list[int], server_caps: dict[int, int], budget: int
+) -> None:
     total = await store.day_spend(DAY)
     assert total == sum(spent)
     assert total <= budget

@@ -80,6 +80,24 @@ def test_secrets_never_appear_in_repr_or_errors() -> None:
     assert "discord-secret-token" not in str(raised.value)
 
 
+def test_database_url_chooses_postgresql_and_must_be_one() -> None:
+    sqlite = Settings.from_env(REQUIRED)
+    assert sqlite.database_url is None and sqlite.database_target == Path("data/bot.sqlite3")
+    for url in ("postgresql://bot:pg-secret@db:5432/wanbot", "postgresql+asyncpg://db/wanbot"):
+        settings = Settings.from_env({**REQUIRED, "DATABASE_URL": url})
+        assert settings.database_target == url
+        assert "pg-secret" not in repr(settings)
+    assert Settings.from_env(
+        {**REQUIRED, "DATABASE_URL": "postgresql://bot:pg-secret@db/wanbot"}
+    ).database_password == ("pg-secret")
+    for wrong in ("mysql://bot:pg-secret@db/x", "sqlite:///x.db", "pg-secret", "postgresql://h:x/"):
+        with pytest.raises(ConfigError) as raised:
+            Settings.from_env({**REQUIRED, "DATABASE_URL": wrong})
+        (problem,) = raised.value.problems
+        assert problem.startswith("DATABASE_URL must be a PostgreSQL URL") and "unset" in problem
+        assert "pg-secret" not in problem
+
+
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan", "NaN", "Infinity", "1e400"])
 def test_no_number_setting_takes_infinity_or_nan(value: str) -> None:
     numbers = (

@@ -18,6 +18,7 @@ from unittest.mock import AsyncMock, MagicMock
 
 import aiohttp
 import pytest
+import sqlalchemy.exc
 
 from core.attachments import Attachment
 from core.config import Settings
@@ -176,7 +177,7 @@ async def test_a_change_without_its_audit_row_is_not_written(world: World, actio
     before = snapshot(world.db_path)
     refuse_audit_rows(world.db_path)
 
-    with pytest.raises(sqlite3.DatabaseError, match="audit row refused"):
+    with pytest.raises(sqlalchemy.exc.DatabaseError, match="audit row refused"):
         await action(world, job)
 
     assert snapshot(world.db_path) == before

@@ -73,7 +73,7 @@ def the_error(result: subprocess.CompletedProcess[str], marker: str = "cannot st
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert "Traceback" not in output, output
-    assert TOKEN not in output and KEY not in output
+    assert TOKEN not in output and KEY not in output and "pg-secret" not in output
     lines = [line for line in output.splitlines() if marker in line]
     assert len(lines) == 1, output
     return lines[0]
@@ -341,3 +341,54 @@ def test_without_configuration_it_says_where_it_looked_for_env(tmp_path: Path) -
     assert "DISCORD_TOKEN is required but not set" in result.stderr
     assert f"no .env in {tmp_path}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ----------------------------------------------------------------- PostgreSQL
+
+
+async def test_a_postgresql_server_that_refuses_connections(tmp_path: Path) -> None:
+    url = f"postgresql://bot:pg-secret@127.0.0.1:{closed_port()}/wanbot"
+    async with FakeDiscord() as discord:  # past Discord: the database is opened next
+        env = bot_env(
+            tmp_path,
+            DISCORD_TOKEN=discord.token,
+            DISCORD_API_BASE=discord.api_base,
+            DATABASE_URL=url,
+        )
+        result = await asyncio.to_thread(run_bot, env)
+    line = the_error(result)
+    assert "cannot reach the PostgreSQL server of postgresql://bot:***@127.0.0.1" in line
+    assert "DATABASE_URL" in line and "pg-secret" not in line
+
+
+def test_migrate_from_sqlite_needs_database_url(tmp_path: Path) -> None:
+    result = run_bot(bot_env(tmp_path), "--migrate-from-sqlite", str(tmp_path / "bot.sqlite3"))
+    line = the_error(result, marker="cannot copy: ")
+    assert "DATABASE_URL is not set" in line
+
+
+def test_migrate_from_sqlite_copies_once_into_an_empty_database(tmp_path: Path) -> None:
+    from tests.postgres import fresh_database
+
+    async def prepare() -> None:
+        from core.store import QuotaLimits, Store
+        from tests.store.helpers import NOW, make_job
+
+        async with Store.open(tmp_path / "bot.sqlite3") as store:
+            for user in range(3):
+                await store.create_job(make_job(user=user), QuotaLimits(60, 2), NOW)
+
+    async def copy_twice() -> None:
+        await prepare()
+        async with fresh_database() as url:
+            env = bot_env(tmp_path, DATABASE_URL=url)
+            path = str(tmp_path / "bot.sqlite3")
+            first = await asyncio.to_thread(run_bot, env, "--migrate-from-sqlite", path)
+            assert first.returncode == 0, first.stdout + first.stderr
+            assert "jobs: 3 rows" in first.stdout and "quota_ledger: 3 rows" in first.stdout
+            assert "copied 6 rows from" in first.stdout
+            again = await asyncio.to_thread(run_bot, env, "--migrate-from-sqlite", path)
+            line = the_error(again, marker="cannot copy: ")
+            assert "is not empty: it has rows in jobs (3), quota_ledger (3)" in line
+
+    asyncio.run(copy_twice())

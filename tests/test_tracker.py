@@ -15,6 +15,8 @@ from core.webhooks import HttpServer, WebhookReceiver, make_http_app
 from tests.fakes.wan_server import FakeWanServer
 from tests.tracker_rig import API_KEY, DEDICATED, FAST, rig, settings, until, until_state
 
+pytestmark = pytest.mark.usefixtures("both_engines")  # SQLite and PostgreSQL
+
 
 async def test_a_job_is_submitted_polled_and_delivered(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:

@@ -8,12 +8,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from core.jobs import Job, JobOrigin, JobState, new_job_id
 from core.quota import job_cost
 from core.store import NewJob, QuotaLimits
 from core.webhooks import HttpServer, WebhookReceiver, make_http_app
 from tests.fakes.wan_server import FakeWanServer
 from tests.tracker_rig import API_KEY, FAST, Rig, rig, settings, until, until_state
+
+pytestmark = pytest.mark.usefixtures("both_engines")  # SQLite and PostgreSQL
 
 MANY = {"QUOTA_MAX_CONCURRENT": "10", "QUOTA_DAILY_SECONDS": "999"}
 

@@ -23,6 +23,16 @@ from core.webhook_tokens import webhook_url_source
 from tests.fakes.wan_server import FakeWanServer
 
 API_KEY = "test-key"
+# Where a rig keeps its store, by the test's directory: a SQLite file there, unless the test
+# runs on both engines (the ``both_engines`` fixture) and this is its PostgreSQL turn. A rig
+# opened again on the same directory (a restart) finds the same database.
+DATABASES: dict[Path, Path | str] = {}
+
+
+def store_target(tmp_path: Path) -> Path | str:
+    return DATABASES.get(tmp_path, tmp_path / "db.sqlite3")
+
+
 FAST = TrackerConfig(
     max_rps=200.0,  # the client's limiter below
     burst=50,
@@ -117,7 +127,7 @@ async def rig(
         if own_wan:
             await wan.start()
         own_store = store is None
-        store_cm = Store.open(tmp_path / "db.sqlite3") if own_store else None
+        store_cm = Store.open(store_target(tmp_path)) if own_store else None
         if store_cm is not None:
             store = await store_cm.__aenter__()
         assert store is not None

@@ -1,12 +1,18 @@
-"""The SQLite database under the store: two connections, transactions, numbered migrations.
+"""The database under the store: SQLAlchemy async engines, transactions, read turns.
 
-Two aiosqlite connections in WAL mode: one writes, one reads. Every write runs in a
-``BEGIN IMMEDIATE`` transaction under an asyncio lock, so a check and the write that depends on
-it (quota reservation, state transition + refund) are atomic even with thousands of coroutines
-calling at once; reads go to the other connection and never queue behind writes (WAL lets a
-reader see the last committed state while a write is under way). Reads take turns on their
-connection: a statement left open there would hold its snapshot, and reads overlapping without
-end would then never see a newer commit.
+**SQLite** (a file, one process): two connections in WAL mode, one writes, one reads. Every
+write runs in a ``BEGIN IMMEDIATE`` transaction under an asyncio lock, so a check and the write
+that depends on it (quota reservation, state transition + refund) are atomic even with thousands
+of coroutines calling at once; reads go to the other connection and never queue behind writes
+(WAL lets a reader see the last committed state while a write is under way). Reads take turns on
+their connection and run outside any transaction: a statement left open there would hold its
+snapshot, and reads overlapping without end would then never see a newer commit.
+
+**PostgreSQL** (several processes): a pool. Writes are ordinary transactions (READ COMMITTED:
+a transition's ``UPDATE … WHERE state IN (…)`` waits for a concurrent one and re-checks, so only
+one wins); reads run in autocommit (no BEGIN/ROLLBACK round trips). What must be serialized
+across processes, the quota and caps check before a reservation, is: :meth:`reservation` holds
+``pg_advisory_xact_lock`` until its transaction ends.
 """
 
 from __future__ import annotations
@@ -15,74 +21,165 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
+from sqlalchemy import Executable, Row, Table, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from core.store._migrate import migrate
+from core.store._sqlite import BEGIN_OPTION, outside_transaction, sqlite_engine
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_PACKAGE = "core.migrations"
+AnyRow = Row[*tuple[Any, ...]]  # a row of any width
+
+# The advisory lock keys (any 64-bit numbers, fixed for the life of the schema).
+RESERVATION_LOCK = 0x77616E_0001  # a reservation's check + insert, across every process
+CHARACTER_LOCK = 0x77616E_0002  # a character's limit check + insert
+POOL_SIZE = 10
+
+
+def database_url(target: str) -> URL:
+    """``target`` as an async SQLAlchemy URL: ``postgresql://`` uses asyncpg, SQLite aiosqlite.
+
+    Raises ValueError for anything else, naming what is allowed.
+    """
+    try:
+        url = make_url(target)
+    except Exception:  # an ArgumentError, whatever the text
+        raise ValueError(f"not a database URL: {redact(target)}") from None
+    backend, _, driver = url.drivername.partition("+")
+    if backend in ("postgresql", "postgres") and driver in ("", "asyncpg"):
+        return url.set(drivername="postgresql+asyncpg")
+    if backend == "sqlite" and driver in ("", "aiosqlite"):
+        return url.set(drivername="sqlite+aiosqlite")
+    raise ValueError(
+        f"unsupported database URL scheme {url.drivername!r}: use postgresql:// (or"
+        " postgresql+asyncpg://), or leave DATABASE_URL unset for SQLite at DATABASE_PATH"
+    )
+
+
+def redact(target: str) -> str:
+    """A URL fit for a log line: its password hidden."""
+    try:
+        return make_url(target).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: nothing in it to hide
+        return target
 
 
 class Database:
-    """The writer and reader connections of one SQLite file.
+    """The engine of one database, its transactions and its reads.
 
-    Open with ``async with Database.open(path) as db``; it is migrated before it is yielded.
+    Open with ``async with Database.open(target) as db`` (a ``Path``: a SQLite file; a URL
+    string: that database); it is migrated to the newest revision before it is yielded.
     """
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
-        self._writer = writer
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        writer: AsyncConnection | None = None,
+        reader: AsyncConnection | None = None,
+    ) -> None:
+        self.engine = engine
+        self.is_postgres = engine.dialect.name == "postgresql"
+        self._writer = writer  # SQLite only, as the reader
         self._reader = reader
-        self._write_lock = asyncio.Lock()  # one write transaction at a time
-        self._read_lock = asyncio.Lock()  # one read statement at a time (see the docstring)
+        self._write_lock = asyncio.Lock()  # SQLite: one write transaction at a time
+        self._read_lock = asyncio.Lock()  # SQLite: one read statement at a time (see above)
+        self._reserve_lock = asyncio.Lock()  # PostgreSQL: one reservation of ours in the queue
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         # Told of each committed ledger row (core.store._ledger.ledger_written): metrics.
         self.ledger_observers: list[Callable[[str, int], None]] = []
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: Path | str) -> AsyncIterator[Database]:
-        if str(path) == ":memory:":
+    async def open(cls, target: Path | str) -> AsyncIterator[Database]:
+        if isinstance(target, str) and "://" in target:
+            url = database_url(target)
+            if url.get_backend_name() == "postgresql":
+                async with _postgres(url) as db:
+                    yield db
+                return
+            target = Path(url.database or "")
+        if str(target) in ("", ":memory:"):
             raise ValueError("the store needs a file: its reader and writer share it")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        writer = await _connect(path)
-        try:
-            await writer.execute("PRAGMA journal_mode = WAL")
-            await migrate(writer)
-            reader = await _connect(path)
-            try:
-                yield cls(writer, reader)
-            finally:
-                await reader.close()
-        finally:
-            await writer.close()
+        async with _sqlite(Path(target)) as db:
+            yield db
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The writer inside ``BEGIN IMMEDIATE``: committed on exit, rolled back on any error."""
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside a transaction: committed on exit, rolled back on any error.
+
+        SQLite: the writer, under ``BEGIN IMMEDIATE``, one transaction at a time.
+        """
+        if self._writer is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            writer = self._writer
+            await writer.begin()
             try:
-                yield self._writer
+                yield writer
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await writer.rollback()
                 raise
-            await self._writer.execute("COMMIT")
+            await writer.commit()
 
     @asynccontextmanager
-    async def reading(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The reader, for this caller's turn only: close every cursor before leaving."""
+    async def reservation(self, key: int = RESERVATION_LOCK) -> AsyncIterator[AsyncConnection]:
+        """A transaction that no other reservation under ``key`` overlaps, in any process.
+
+        SQLite: every write transaction already is. PostgreSQL: an advisory lock held until
+        the transaction ends; callers of this process queue here first, so they wait in
+        asyncio (one pooled connection waiting in the server, not the whole pool).
+        """
+        if not self.is_postgres:
+            async with self.transaction() as conn:
+                yield conn
+            return
+        async with self._reserve_lock, self.transaction() as conn:
+            await conn.execute(select(func.pg_advisory_xact_lock(key)))
+            yield conn
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads only, for this caller's turn: every commit before is seen."""
+        if self._reader is None:
+            async with self._autocommit.connect() as conn:
+                yield conn
+            return
         async with self._read_lock:
             yield self._reader
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._read_lock, self._reader.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+    async def fetchall(self, statement: Executable, params: Any = None) -> Sequence[AnyRow]:
+        async with self.reading() as conn:
+            return (await conn.execute(statement, params)).all()
 
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self._read_lock, self._reader.execute(sql, params) as cur:
-            return await cur.fetchone()
+    async def fetchone(self, statement: Executable, params: Any = None) -> AnyRow | None:
+        async with self.reading() as conn:
+            return (await conn.execute(statement, params)).first()
+
+    async def scalar(self, statement: Executable, params: Any = None) -> Any:
+        async with self.reading() as conn:
+            return (await conn.execute(statement, params)).scalar()
+
+    def insert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
+        """An INSERT with this engine's ``on_conflict_do_update`` / ``on_conflict_do_nothing``
+        (the same methods on both engines: one copy of each upsert)."""
+        return (postgresql.insert if self.is_postgres else sqlite.insert)(table)
+
+    def upsert(self, table: Table, values: dict[str, Any], keys: Sequence[str]) -> Executable:
+        """``INSERT values … ON CONFLICT (keys) DO UPDATE`` every other column given."""
+        statement = self.insert(table).values(values)
+        return statement.on_conflict_do_update(
+            index_elements=[table.c[key] for key in keys],
+            set_={name: statement.excluded[name] for name in values if name not in keys},
+        )
 
 
 class Queries:
@@ -92,74 +189,35 @@ class Queries:
         self._db = db
 
 
-async def scalar(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
-    """The first column of the first row, or None: for reads inside a transaction."""
-    async with conn.execute(sql, params) as cur:
-        row = await cur.fetchone()
-    return row[0] if row else None
+# ----------------------------------------------------------------- the two engines
 
 
-def placeholders(count: int) -> str:
-    return ", ".join("?" * count)
+@asynccontextmanager
+async def _sqlite(path: Path) -> AsyncIterator[Database]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sqlite_engine(path)
+    try:
+        async with engine.connect() as writer:
+            await outside_transaction(writer, "PRAGMA journal_mode = WAL")
+            await migrate(writer)
+            async with engine.connect() as reader:
+                await reader.execution_options(**{BEGIN_OPTION: ""})
+                yield Database(engine, writer=writer, reader=reader)
+    finally:
+        await engine.dispose()
 
 
-# ----------------------------------------------------------------- connections and migrations
-
-
-async def _connect(path: Path | str) -> aiosqlite.Connection:
-    conn = await aiosqlite.connect(str(path), isolation_level=None)  # we BEGIN ourselves
-    conn.row_factory = aiosqlite.Row
-    await conn.execute("PRAGMA foreign_keys = ON")
-    await conn.execute("PRAGMA busy_timeout = 5000")
-    await conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, fast commits
-    return conn
-
-
-def migrations() -> list[tuple[int, str]]:
-    """(version, sql) for every ``core/migrations/NNN_name.sql``, in order."""
-    found: list[tuple[int, str]] = []
-    for entry in resources.files(MIGRATIONS_PACKAGE).iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:3].isdigit():
-            found.append((int(name[:3]), entry.read_text(encoding="utf-8")))
-    found.sort()
-    return found
-
-
-async def migrate(conn: aiosqlite.Connection) -> None:
-    """Apply every migration above ``PRAGMA user_version``, each in its own transaction."""
-    async with conn.execute("PRAGMA user_version") as cur:
-        row = await cur.fetchone()
-    current = int(row[0]) if row else 0
-    vacuum = False
-    for version, sql in migrations():
-        if version <= current:
-            continue
-        log.info("applying database migration %03d", version)
-        statements = split_sql(sql)
-        # A migration that scrubs secrets ends in VACUUM, which cannot run in a transaction.
-        if statements and statements[-1].upper() == "VACUUM":
-            statements.pop()
-            vacuum = True
-        # executescript would COMMIT first; run statements one by one inside one transaction.
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in statements:
-                await conn.execute(statement)
-            await conn.execute(f"PRAGMA user_version = {version:d}")
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
-        await conn.execute("COMMIT")
-    if vacuum:
-        # Rewritten rows leave their old bytes in free space and in the WAL: rebuild the
-        # file, then empty the WAL, so that nothing scrubbed can be read back from disk.
-        log.info("rewriting the database file to drop scrubbed data")
-        await conn.execute("VACUUM")
-        await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-
-def split_sql(script: str) -> list[str]:
-    """Split a migration into statements (our migrations keep ';' out of literals)."""
-    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+@asynccontextmanager
+async def _postgres(url: URL) -> AsyncIterator[Database]:
+    engine = create_async_engine(
+        url,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_SIZE,
+        connect_args={"server_settings": {"application_name": "wanbot"}},
+    )
+    try:
+        async with engine.connect() as conn:
+            await migrate(conn)
+        yield Database(engine)
+    finally:
+        await engine.dispose()

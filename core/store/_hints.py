@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from core.store._db import Queries
+from core.store._tables import thread_hints
 
 
 class HintQueries(Queries):
     async def mark_thread_hinted(self, thread_id: int, now: float) -> bool:
         """Record that ``thread_id`` got its hint; False when it already had one."""
         async with self._db.transaction() as conn:
-            cur = await conn.execute(
-                "INSERT OR IGNORE INTO thread_hints (thread_id, created_at) VALUES (?, ?)",
-                (thread_id, now),
+            result = await conn.execute(
+                self._db.insert(thread_hints)
+                .values(thread_id=thread_id, created_at=now)
+                .on_conflict_do_nothing(index_elements=[thread_hints.c.thread_id])
             )
-            return cur.rowcount == 1
+            return result.rowcount == 1

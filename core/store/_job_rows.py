@@ -1,8 +1,8 @@
 """The jobs table's one mapping: each column, the :class:`Job` attribute it stores, and how.
 
-The SELECT list, the INSERT of a new job and the row → :class:`Job` conversion are all derived
-from :data:`COLUMNS`, so a column is declared once (tests check it against ``Job``'s fields and
-the table itself).
+The SELECT list, the INSERT values of a new job and the row → :class:`Job` conversion are all
+derived from :data:`COLUMNS`, so a column is declared once (tests check it against ``Job``'s
+fields and the table itself; the table's other columns, the leases, are not the job's).
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Final
 
-import aiosqlite
+from sqlalchemy import Select, select
 
 from core.jobs import Job, JobOrigin, JobState
 from core.references import LabelledReference
 from core.request import GenerationRequest
-from core.store._db import placeholders
+from core.store._db import AnyRow
+from core.store._tables import jobs
 from core.store.types import NewJob
 
 
@@ -60,6 +61,15 @@ def _plain(*attrs: str) -> tuple[Column, ...]:
     return tuple(Column(attr) for attr in attrs)
 
 
+def _seconds(value: float | None) -> float | None:
+    # SQLite's RETURNING gives a whole REAL as an integer: times are floats whatever the path.
+    return None if value is None else float(value)
+
+
+def _times(*attrs: str) -> tuple[Column, ...]:
+    return tuple(Column(attr, from_db=_seconds) for attr in attrs)
+
+
 COLUMNS: Final[tuple[Column, ...]] = (
     *_plain("id", "guild_id", "channel_id", "user_id"),
     Column("origin", to_db=_enum_value, from_db=JobOrigin),
@@ -72,18 +82,18 @@ COLUMNS: Final[tuple[Column, ...]] = (
         lambda items: tuple(LabelledReference.from_json(item) for item in items),
     ),
     *_plain("cost_seconds", "quota_day", "webhook_token_hash", "task_id"),
-    *_plain("submit_attempts", "poll_count", "delivery_attempts", "deadline_at"),
+    *_plain("submit_attempts", "poll_count", "delivery_attempts"),
+    *_times("deadline_at"),
     *_plain("result_url", "error", "status_message_id", "thread_id", "delivered_message_id"),
-    *_plain("created_at", "submitting_at", "submitted_at", "running_at", "completed_at"),
-    *_plain("delivered_at", "failed_at", "cancelled_at", "updated_at", "user_notified_at"),
+    *_times("created_at", "submitting_at", "submitted_at", "running_at", "completed_at"),
+    *_times("delivered_at", "failed_at", "cancelled_at", "updated_at", "user_notified_at"),
     _json_column("reference_copies", _as_is),
     Column("user_name"),
 )
 
-SELECT_LIST: Final = ", ".join(column.name for column in COLUMNS)
-INSERT: Final = (
-    f"INSERT INTO jobs ({SELECT_LIST}) VALUES ({placeholders(len(COLUMNS))})"  # every column
-)
+SELECTED: Final = tuple(jobs.c[column.name] for column in COLUMNS)  # a Job's columns, in order
+LEASE_COLUMNS: Final = ("lease_owner", "lease_until", "lease_fence", "webhook_at")
+_NAMES: Final = tuple(column.name for column in COLUMNS)
 _LOADS: Final = tuple((column.attr, column.from_db) for column in COLUMNS)
 _VALUES: Final = attrgetter(*(column.attr for column in COLUMNS))  # every attribute, in order
 _DUMPS: Final = tuple(
@@ -91,17 +101,22 @@ _DUMPS: Final = tuple(
 )
 
 
-def job_from_row(row: aiosqlite.Row) -> Job:
-    """A row selected with :data:`SELECT_LIST`, as a :class:`Job`."""
+def select_jobs() -> Select[Any]:
+    """``SELECT`` every column of a :class:`Job` ``FROM jobs``: add the WHERE."""
+    return select(*SELECTED)
+
+
+def job_from_row(row: AnyRow) -> Job:
+    """A row of :data:`SELECTED`, as a :class:`Job`."""
     return Job(**{attr: load(value) for (attr, load), value in zip(_LOADS, row, strict=True)})
 
 
-def insert_params(job: Job) -> tuple[Any, ...]:
-    """The values of :data:`INSERT` for ``job``."""
+def insert_params(job: Job) -> dict[str, Any]:
+    """Every column's value for ``job``'s row (``insert(jobs)`` takes them)."""
     values = list(_VALUES(job))
     for index, to_db in _DUMPS:
         values[index] = to_db(values[index])
-    return tuple(values)
+    return dict(zip(_NAMES, values, strict=True))
 
 
 def reserved(new: NewJob, day: str, now: float) -> Job:

@@ -16,14 +16,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import cache
 from typing import Any
 
-import aiosqlite
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    and_,
+    bindparam,
+    case,
+    desc,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.jobs import UNFINISHED_STATES
 from core.request import GenerationRequest
 from core.store._audit import write_audit
-from core.store._db import Database, Queries, placeholders, scalar
+from core.store._db import Database, Queries
+from core.store._tables import jobs, quota_ledger
 from core.store.types import (
     AuditRecord,
     Cap,
@@ -39,7 +53,19 @@ from core.store.types import (
 
 # The rows that spend (reserve +cost) or give back (refund -cost) a day's seconds.
 SPENDING_KINDS = ("reserve", "refund")
-_SPENDING = f"kind IN ({', '.join(repr(kind) for kind in SPENDING_KINDS)})"
+_UNFINISHED = sorted(state.value for state in UNFINISHED_STATES)
+_ENTRY = (
+    quota_ledger.c.id,
+    quota_ledger.c.guild_id,
+    quota_ledger.c.user_id,
+    quota_ledger.c.job_id,
+    quota_ledger.c.kind,
+    quota_ledger.c.seconds,
+    quota_ledger.c.day,
+    quota_ledger.c.actor_id,
+    quota_ledger.c.note,
+    quota_ledger.c.created_at,
+)
 
 LedgerObserver = Callable[[str, int], None]  # (kind, signed seconds), after the commit
 
@@ -51,7 +77,7 @@ def ledger_written(db: Database, kind: str, seconds: int) -> None:
 
 
 async def add_entry(
-    conn: aiosqlite.Connection,
+    conn: AsyncConnection,
     guild_id: int,
     user_id: int,
     job_id: str | None,
@@ -63,46 +89,65 @@ async def add_entry(
     note: str | None = None,
 ) -> None:
     await conn.execute(
-        "INSERT INTO quota_ledger (guild_id, user_id, job_id, kind, seconds, day, actor_id,"
-        " note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (guild_id, user_id, job_id, kind, seconds, day, actor_id, note, now),
+        _ADD_ENTRY,
+        {
+            "guild_id": guild_id,
+            "user_id": user_id,
+            "job_id": job_id,
+            "kind": kind,
+            "seconds": seconds,
+            "day": day,
+            "actor_id": actor_id,
+            "note": note,
+            "created_at": now,
+        },
     )
 
 
-async def used_seconds(conn: aiosqlite.Connection, guild_id: int, user_id: int, day: str) -> int:
-    used = await scalar(
-        conn,
-        "SELECT COALESCE(SUM(seconds), 0) FROM quota_ledger"
-        " WHERE guild_id = ? AND user_id = ? AND day = ?",
-        (guild_id, user_id, day),
+def _sum(*where: ColumnElement[bool]) -> ScalarSelect[Any]:
+    return (
+        select(func.coalesce(func.sum(quota_ledger.c.seconds), 0)).where(*where).scalar_subquery()
     )
-    return int(used)
 
 
-async def spent_seconds(conn: aiosqlite.Connection, day: str, guild_id: int | None = None) -> int:
-    """What ``day`` cost: one server's (``guild_id``) or every server's together."""
-    if guild_id is None:
-        sql = f"SELECT COALESCE(SUM(seconds), 0) FROM quota_ledger WHERE day = ? AND {_SPENDING}"
-        return int(await scalar(conn, sql, (day,)))
-    sql = (
-        "SELECT COALESCE(SUM(seconds), 0) FROM quota_ledger"
-        f" WHERE guild_id = ? AND day = ? AND {_SPENDING}"
-    )
-    return int(await scalar(conn, sql, (guild_id, day)))
+# The figures a reservation checks, built once: values are bound by name (guild_id, user_id,
+# day) when they run.
+_ledger = quota_ledger.c
+USED = _sum(  # a member's usage of the day: every row (grants and resets give room back)
+    _ledger.guild_id == bindparam("guild_id"),
+    _ledger.user_id == bindparam("user_id"),
+    _ledger.day == bindparam("day"),
+)
+SPENT = _sum(_ledger.day == bindparam("day"), _ledger.kind.in_(SPENDING_KINDS))  # every server
+SPENT_HERE = _sum(  # one server's
+    _ledger.guild_id == bindparam("guild_id"),
+    _ledger.day == bindparam("day"),
+    _ledger.kind.in_(SPENDING_KINDS),
+)
+UNFINISHED = (
+    select(func.count())
+    .select_from(jobs)
+    .where(jobs.c.guild_id == bindparam("guild_id"), jobs.c.user_id == bindparam("user_id"))
+    .where(jobs.c.state.in_(_UNFINISHED))
+    .scalar_subquery()
+)
+_ADD_ENTRY = insert(quota_ledger)
+_USAGE = select(USED)
+_UNFINISHED_COUNT = select(UNFINISHED)
 
 
-async def unfinished_jobs(conn: aiosqlite.Connection, guild_id: int, user_id: int) -> int:
-    count = await scalar(
-        conn,
-        "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ?"
-        f" AND state IN ({placeholders(len(UNFINISHED_STATES))})",
-        (guild_id, user_id, *sorted(UNFINISHED_STATES)),
-    )
-    return int(count) if count is not None else 0
+@cache
+def _figures(member: bool, server: bool, budget: bool) -> Select[Any]:
+    """One SELECT of every figure a reservation with these limits checks, in this order:
+    unfinished jobs and usage (the member's, unless exempt), the server's spend, the bot's."""
+    figures = [UNFINISHED, USED] if member else []
+    figures += [SPENT_HERE] if server else []
+    figures += [SPENT] if budget else []
+    return select(*figures)
 
 
 async def check_room(
-    conn: aiosqlite.Connection,
+    conn: AsyncConnection,
     guild_id: int,
     user_id: int,
     cost_seconds: int,
@@ -113,23 +158,28 @@ async def check_room(
     """Raise :class:`TooManyJobs`, :class:`QuotaExceeded` or :class:`CapExceeded` unless a job
     of this cost fits the member's limits (unless exempt), the server's cap and the bot's budget.
 
-    Call it inside the transaction that reserves: the check and the reservation are one. When
-    several limits have no room, the tightest is told (on a tie the broader one: shortening the
-    video or asking a moderator does not help against the bot's budget).
+    Call it inside the reservation that inserts (``Database.reservation``): the check and the
+    reservation are one. Every figure comes from one statement. When several limits have no
+    room, the tightest is told (on a tie the broader one: shortening the video or asking a
+    moderator does not help against the bot's budget).
     """
+    server = limits.server_daily_seconds is not None
+    budget = limits.budget_daily_seconds is not None
+    if limits.exempt and not server and not budget:
+        return
+    query = _figures(not limits.exempt, server, budget)
+    params = {"guild_id": guild_id, "user_id": user_id, "day": day}
+    values = iter((await conn.execute(query, params)).one())
     # (room left, rank: broader first, which limit)
     rooms: list[tuple[int, int, Cap | None]] = []
     if not limits.exempt:
-        if await unfinished_jobs(conn, guild_id, user_id) >= limits.max_concurrent:
+        if int(next(values)) >= limits.max_concurrent:
             raise TooManyJobs(limits.max_concurrent)
-        used = await used_seconds(conn, guild_id, user_id, day)
-        rooms.append((limits.daily_seconds - used, 2, None))
+        rooms.append((limits.daily_seconds - int(next(values)), 2, None))
     if limits.server_daily_seconds is not None:
-        spent = await spent_seconds(conn, day, guild_id)
-        rooms.append((limits.server_daily_seconds - spent, 1, "server"))
+        rooms.append((limits.server_daily_seconds - int(next(values)), 1, "server"))
     if limits.budget_daily_seconds is not None:
-        spent = await spent_seconds(conn, day)
-        rooms.append((limits.budget_daily_seconds - spent, 0, "budget"))
+        rooms.append((limits.budget_daily_seconds - int(next(values)), 0, "budget"))
     short = sorted(room for room in rooms if cost_seconds > room[0])
     if not short:
         return
@@ -142,26 +192,31 @@ async def check_room(
 class LedgerQueries(Queries):
     async def day_spend(self, day: str, guild_id: int | None = None) -> int:
         """What ``day`` cost so far: one server's, or (``None``) every server's together."""
-        async with self._db.reading() as conn:
-            return await spent_seconds(conn, day, guild_id)
+        if guild_id is None:
+            return int(await self._db.scalar(select(SPENT), {"day": day}))
+        return int(await self._db.scalar(select(SPENT_HERE), {"guild_id": guild_id, "day": day}))
 
     async def spend_by_guild(self, since_day: str) -> list[DaySpend]:
         """What each day from ``since_day`` cost, per server (days with no spending omitted)."""
+        ledger = quota_ledger.c
         rows = await self._db.fetchall(
-            "SELECT guild_id, day, SUM(seconds) FROM quota_ledger"
-            f" WHERE day >= ? AND {_SPENDING} GROUP BY guild_id, day ORDER BY day, guild_id",
-            (since_day,),
+            select(ledger.guild_id, ledger.day, func.sum(ledger.seconds))
+            .where(ledger.day >= since_day, ledger.kind.in_(SPENDING_KINDS))
+            .group_by(ledger.guild_id, ledger.day)
+            .order_by(ledger.day, ledger.guild_id)
         )
         return [DaySpend(str(r[1]), int(r[2]), int(r[0])) for r in rows if int(r[2]) != 0]
 
     async def usage(self, guild_id: int, user_id: int, day: str) -> int:
         """Seconds the member has used on ``day`` (UTC), grants and resets subtracted."""
-        async with self._db.reading() as conn:
-            return await used_seconds(conn, guild_id, user_id, day)
+        return int(
+            await self._db.scalar(_USAGE, {"guild_id": guild_id, "user_id": user_id, "day": day})
+        )
 
     async def unfinished_count(self, guild_id: int, user_id: int) -> int:
-        async with self._db.reading() as conn:
-            return await unfinished_jobs(conn, guild_id, user_id)
+        return int(
+            await self._db.scalar(_UNFINISHED_COUNT, {"guild_id": guild_id, "user_id": user_id})
+        )
 
     async def grant(
         self,
@@ -193,11 +248,13 @@ class LedgerQueries(Queries):
     ) -> int:
         """Bring today's usage back to zero; returns the seconds that were used.
 
-        The audit row's before/after are the figures read inside the same transaction.
+        The audit row's before/after are the figures read inside the same transaction (a
+        reservation's, so no concurrent one is counted twice or missed).
         """
         day = utc_day(now)
-        async with self._db.transaction() as conn:
-            used = await used_seconds(conn, guild_id, user_id, day)
+        async with self._db.reservation() as conn:
+            params = {"guild_id": guild_id, "user_id": user_id, "day": day}
+            used = int((await conn.execute(_USAGE, params)).scalar() or 0)
             if used != 0:
                 await add_entry(conn, guild_id, user_id, None, "reset", -used, day, now, actor_id)
             if audit is not None:
@@ -210,29 +267,39 @@ class LedgerQueries(Queries):
     async def ledger_entries(
         self, guild_id: int, *, since_day: str, user_id: int | None = None
     ) -> list[LedgerEntry]:
-        sql = (
-            "SELECT id, guild_id, user_id, job_id, kind, seconds, day, actor_id, note, created_at"
-            " FROM quota_ledger WHERE guild_id = ? AND day >= ?"
-        )
-        params: list[Any] = [guild_id, since_day]
+        ledger = quota_ledger.c
+        query = select(*_ENTRY).where(ledger.guild_id == guild_id, ledger.day >= since_day)
         if user_id is not None:
-            sql += " AND user_id = ?"
-            params.append(user_id)
-        rows = await self._db.fetchall(sql + " ORDER BY id", params)
+            query = query.where(ledger.user_id == user_id)
+        rows = await self._db.fetchall(query.order_by(ledger.id))
         return [LedgerEntry(*row) for row in rows]
 
     async def usage_report(self, guild_id: int, since_day: str) -> list[UsageRow]:
         """Seconds generated (delivered jobs), jobs made and jobs failed, per member, with the
         name the member had on their latest job."""
+        named = jobs.alias("named")
+        latest_name = (
+            select(named.c.user_name)
+            .where(
+                named.c.guild_id == guild_id,
+                named.c.user_id == jobs.c.user_id,
+                named.c.user_name.is_not(None),
+            )
+            .order_by(named.c.created_at.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        delivered = case((jobs.c.state == "delivered", jobs.c.cost_seconds))
         rows = await self._db.fetchall(
-            "SELECT user_id,"
-            " COALESCE(SUM(CASE WHEN state = 'delivered' THEN cost_seconds END), 0),"
-            " COUNT(*), SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END),"
-            " (SELECT named.user_name FROM jobs AS named WHERE named.guild_id = jobs.guild_id"
-            "  AND named.user_id = jobs.user_id AND named.user_name IS NOT NULL"
-            "  ORDER BY named.created_at DESC LIMIT 1)"
-            " FROM jobs WHERE guild_id = ? AND quota_day >= ?"
-            " GROUP BY user_id ORDER BY 2 DESC, 3 DESC",
-            (guild_id, since_day),
+            select(
+                jobs.c.user_id,
+                func.coalesce(func.sum(delivered), 0).label("seconds"),
+                func.count().label("made"),
+                func.sum(case((jobs.c.state == "failed", 1), else_=0)),
+                latest_name,
+            )
+            .where(and_(jobs.c.guild_id == guild_id, jobs.c.quota_day >= since_day))
+            .group_by(jobs.c.user_id)
+            .order_by(desc("seconds"), desc("made"))
         )
         return [UsageRow(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in rows]

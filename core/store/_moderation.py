@@ -5,85 +5,79 @@ Each write commits together with its audit row (see :mod:`core.store._audit`).
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import Table, delete, select
+
 from core.store._audit import write_audit
 from core.store._db import Queries
+from core.store._tables import bans, channel_rules, guild_settings, user_overrides
 from core.store.types import AuditRecord, Ban, GuildSettings, UserOverride
+
+_SETTINGS = (
+    "guild_id",
+    "daily_seconds",
+    "max_concurrent",
+    "max_duration",
+    "max_resolution",
+    "exempt_role_id",
+    "moderator_role_id",
+    "paused",
+    "pause_reason",
+    "nsfw_only",
+    "server_daily_seconds",
+)
+_BOOLEANS = ("paused", "nsfw_only")  # kept as 0/1 integers
+_OVERRIDE = ("guild_id", "user_id", "daily_seconds", "max_concurrent")
+_BAN = ("guild_id", "user_id", "reason", "actor_id", "created_at")
+
+
+def _columns(table: Table, names: tuple[str, ...]) -> list[Any]:
+    return [table.c[name] for name in names]
 
 
 class ModerationQueries(Queries):
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         row = await self._db.fetchone(
-            "SELECT guild_id, daily_seconds, max_concurrent, max_duration, max_resolution,"
-            " exempt_role_id, moderator_role_id, paused, pause_reason, nsfw_only,"
-            " server_daily_seconds FROM guild_settings WHERE guild_id = ?",
-            (guild_id,),
+            select(*_columns(guild_settings, _SETTINGS)).where(
+                guild_settings.c.guild_id == guild_id
+            )
         )
         if row is None:
             return GuildSettings(guild_id)
-        values = list(row)
-        values[7] = bool(values[7])
-        values[9] = bool(values[9])
-        return GuildSettings(*values)
+        values = dict(row._mapping)
+        for name in _BOOLEANS:
+            values[name] = bool(values[name])
+        return GuildSettings(**values)
 
     async def save_guild_settings(
         self, settings: GuildSettings, now: float, audit: AuditRecord | None = None
     ) -> None:
+        values: dict[str, Any] = {name: getattr(settings, name) for name in _SETTINGS}
+        for name in _BOOLEANS:
+            values[name] = int(values[name])
+        statement = self._db.upsert(guild_settings, {**values, "updated_at": now}, ("guild_id",))
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO guild_settings (guild_id, daily_seconds, max_concurrent, max_duration,"
-                " max_resolution, exempt_role_id, moderator_role_id, paused, pause_reason,"
-                " nsfw_only, server_daily_seconds, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (guild_id) DO UPDATE SET daily_seconds = excluded.daily_seconds,"
-                " max_concurrent = excluded.max_concurrent, max_duration = excluded.max_duration,"
-                " max_resolution = excluded.max_resolution,"
-                " exempt_role_id = excluded.exempt_role_id,"
-                " moderator_role_id = excluded.moderator_role_id, paused = excluded.paused,"
-                " pause_reason = excluded.pause_reason, nsfw_only = excluded.nsfw_only,"
-                " server_daily_seconds = excluded.server_daily_seconds,"
-                " updated_at = excluded.updated_at",
-                (
-                    settings.guild_id,
-                    settings.daily_seconds,
-                    settings.max_concurrent,
-                    settings.max_duration,
-                    settings.max_resolution,
-                    settings.exempt_role_id,
-                    settings.moderator_role_id,
-                    int(settings.paused),
-                    settings.pause_reason,
-                    int(settings.nsfw_only),
-                    settings.server_daily_seconds,
-                    now,
-                ),
-            )
+            await conn.execute(statement)
             await write_audit(conn, audit, now)
 
     async def user_override(self, guild_id: int, user_id: int) -> UserOverride:
         row = await self._db.fetchone(
-            "SELECT guild_id, user_id, daily_seconds, max_concurrent FROM user_overrides"
-            " WHERE guild_id = ? AND user_id = ?",
-            (guild_id, user_id),
+            select(*_columns(user_overrides, _OVERRIDE)).where(
+                user_overrides.c.guild_id == guild_id, user_overrides.c.user_id == user_id
+            )
         )
         return UserOverride(*row) if row else UserOverride(guild_id, user_id)
 
     async def save_user_override(
         self, override: UserOverride, now: float, audit: AuditRecord | None = None
     ) -> None:
+        values = {name: getattr(override, name) for name in _OVERRIDE}
+        statement = self._db.upsert(
+            user_overrides, {**values, "updated_at": now}, ("guild_id", "user_id")
+        )
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO user_overrides (guild_id, user_id, daily_seconds, max_concurrent,"
-                " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id, user_id) DO UPDATE"
-                " SET daily_seconds = excluded.daily_seconds,"
-                " max_concurrent = excluded.max_concurrent, updated_at = excluded.updated_at",
-                (
-                    override.guild_id,
-                    override.user_id,
-                    override.daily_seconds,
-                    override.max_concurrent,
-                    now,
-                ),
-            )
+            await conn.execute(statement)
             await write_audit(conn, audit, now)
 
     async def ban(
@@ -95,32 +89,34 @@ class ModerationQueries(Queries):
         now: float,
         audit: AuditRecord | None = None,
     ) -> None:
+        insert = self._db.insert(bans).values(
+            guild_id=guild_id, user_id=user_id, reason=reason, actor_id=actor_id, created_at=now
+        )
+        statement = insert.on_conflict_do_update(  # a new ban's reason; the first ban's time
+            index_elements=[bans.c.guild_id, bans.c.user_id],
+            set_={"reason": insert.excluded.reason, "actor_id": insert.excluded.actor_id},
+        )
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO bans (guild_id, user_id, reason, actor_id, created_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id, user_id) DO UPDATE"
-                " SET reason = excluded.reason, actor_id = excluded.actor_id",
-                (guild_id, user_id, reason, actor_id, now),
-            )
+            await conn.execute(statement)
             await write_audit(conn, audit, now)
 
     async def unban(
         self, guild_id: int, user_id: int, now: float, audit: AuditRecord | None = None
     ) -> bool:
         async with self._db.transaction() as conn:
-            cur = await conn.execute(
-                "DELETE FROM bans WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+            result = await conn.execute(
+                delete(bans).where(bans.c.guild_id == guild_id, bans.c.user_id == user_id)
             )
-            if cur.rowcount != 1:
+            if result.rowcount != 1:
                 return False
             await write_audit(conn, audit, now)
             return True
 
     async def get_ban(self, guild_id: int, user_id: int) -> Ban | None:
         row = await self._db.fetchone(
-            "SELECT guild_id, user_id, reason, actor_id, created_at FROM bans"
-            " WHERE guild_id = ? AND user_id = ?",
-            (guild_id, user_id),
+            select(*_columns(bans, _BAN)).where(
+                bans.c.guild_id == guild_id, bans.c.user_id == user_id
+            )
         )
         return Ban(*row) if row else None
 
@@ -133,22 +129,24 @@ class ModerationQueries(Queries):
         audit: AuditRecord | None = None,
     ) -> None:
         """``rule`` is 'allow', 'deny', or None to remove the channel's rule."""
+        if rule is None:
+            statement: Any = delete(channel_rules).where(
+                channel_rules.c.guild_id == guild_id, channel_rules.c.channel_id == channel_id
+            )
+        else:
+            statement = self._db.upsert(
+                channel_rules,
+                {"guild_id": guild_id, "channel_id": channel_id, "rule": rule},
+                ("guild_id", "channel_id"),
+            )
         async with self._db.transaction() as conn:
-            if rule is None:
-                await conn.execute(
-                    "DELETE FROM channel_rules WHERE guild_id = ? AND channel_id = ?",
-                    (guild_id, channel_id),
-                )
-            else:
-                await conn.execute(
-                    "INSERT INTO channel_rules (guild_id, channel_id, rule) VALUES (?, ?, ?)"
-                    " ON CONFLICT (guild_id, channel_id) DO UPDATE SET rule = excluded.rule",
-                    (guild_id, channel_id, rule),
-                )
+            await conn.execute(statement)
             await write_audit(conn, audit, now)
 
     async def channel_rules(self, guild_id: int) -> dict[int, str]:
         rows = await self._db.fetchall(
-            "SELECT channel_id, rule FROM channel_rules WHERE guild_id = ?", (guild_id,)
+            select(channel_rules.c.channel_id, channel_rules.c.rule).where(
+                channel_rules.c.guild_id == guild_id
+            )
         )
         return {int(row[0]): str(row[1]) for row in rows}

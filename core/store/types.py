@@ -1,6 +1,6 @@
 """The store's domain types and errors: what its methods take and return.
 
-Plain frozen dataclasses, nothing tied to SQLite: another backend returns the same values.
+Plain frozen dataclasses, nothing tied to an engine: SQLite and PostgreSQL return the same values.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Literal
 from core.attachments import Kind
 from core.characters import Scope, braced, name_key
 from core.errors import Refused, UserError
-from core.jobs import JobOrigin
+from core.jobs import JobOrigin, JobState
 from core.references import Attachment, LabelledReference
 from core.request import DURATION_MIN, GenerationRequest
 
@@ -124,6 +124,16 @@ class NewJob:
     thread_id: int | None = None
     reference_copies: dict[str, list[int]] = field(default_factory=dict)
     user_name: str | None = None  # the requester's display name, for reports
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A job claimed by this process: its state at the claim, and the fence every later write
+    of the claim must pass (``fence=``)."""
+
+    job_id: str
+    state: JobState
+    fence: int
 
 
 @dataclass(frozen=True, slots=True)

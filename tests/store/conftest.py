@@ -1,3 +1,6 @@
+"""The store's tests run on both engines: ``store`` is a migrated, empty store on SQLite and on
+a fresh PostgreSQL database (``database`` in tests/conftest.py)."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -9,6 +12,6 @@ from core.store import Store
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with Store.open(tmp_path / "db.sqlite3") as opened:
+async def store(database: Path | str) -> AsyncIterator[Store]:
+    async with Store.open(database) as opened:
         yield opened

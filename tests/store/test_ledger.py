@@ -4,12 +4,13 @@ usage per UTC day and the usage report."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from core.jobs import JobState
-from core.store import QuotaExceeded, QuotaLimits, Store, TooManyJobs, utc_day
-from tests.store.helpers import GUILD, NOW, USER, make_job
+from core.store import CapExceeded, QuotaExceeded, QuotaLimits, Store, TooManyJobs, utc_day
+from tests.store.helpers import GUILD, NOW, USER, make_job, processes
 
 
 async def test_failure_refunds_exactly_once_even_when_raced(store: Store) -> None:
@@ -79,6 +80,29 @@ async def test_a_thousand_concurrent_reservations_never_overspend(store: Store) 
     assert sum(accepted) == 3 * (60 // 5)
     for user in (USER, USER + 1, USER + 2):
         assert await store.usage(GUILD, user, utc_day(NOW)) == 60
+
+
+async def test_a_thousand_reservations_from_three_processes_never_overspend(
+    store: Store, database: Path | str
+) -> None:
+    # PostgreSQL: three stores (three pools, as three bot processes) reserving at once against
+    # the members' quotas and the bot's budget; the advisory lock makes each check-and-insert one.
+    limits = QuotaLimits(daily_seconds=60, max_concurrent=1000, budget_daily_seconds=150)
+    async with processes(store, database, 3) as stores:
+
+        async def attempt(index: int) -> int:
+            try:
+                await stores[index % 3].create_job(
+                    make_job(user=USER + index % 4, duration=5), limits, NOW
+                )
+            except (QuotaExceeded, CapExceeded):
+                return 0
+            return 5
+
+        spent = await asyncio.gather(*(attempt(i) for i in range(1000)))
+    assert sum(spent) == 150 == await store.day_spend(utc_day(NOW))
+    for user in range(USER, USER + 4):
+        assert await store.usage(GUILD, user, utc_day(NOW)) <= 60
 
 
 async def test_grants_and_resets_are_ledger_rows(store: Store) -> None:

@@ -1,63 +1,193 @@
-"""Numbered migrations: applied once, in order; migration 004 scrubs webhook tokens from old
-databases down to the bytes on disk."""
+"""Migrations: Alembic's numbered revisions at open, on both engines, building one schema
+whichever way a database got there; SQLite files made before Alembic upgrade in place with
+nothing lost; legacy migration 004 scrubs webhook tokens from old databases down to the bytes on
+disk."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
 import shutil
 import sqlite3
-from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 
 from core.jobs import JobState
 from core.request import GenerationRequest, Reference
 from core.store import Database, NewJob, QuotaLimits, Store, utc_day
-from core.store._db import migrations
+from core.store._migrate import alembic_config, head, legacy_migrations
+from core.store._tables import metadata
 from tests.store.helpers import NOW, USER, make_job
+from tests.store.legacy import DAY, SNOWFLAKE, fill, legacy_database
+from tests.store.schema import rows_of, schema_of
+
+NEW_JOB_COLUMNS = {"lease_owner": None, "lease_until": None, "lease_fence": 0, "webhook_at": None}
 
 
-async def test_migrations_set_user_version_and_are_idempotent(tmp_path: Path) -> None:
+async def revision_of(db: Database) -> str:
+    async with db.engine.connect() as conn:
+        return str((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar())
+
+
+async def test_a_new_database_is_at_head_and_reopening_keeps_its_rows(
+    database: Path | str,
+) -> None:
+    async with Store.open(database) as store:
+        assert await revision_of(store.database) == head()
+    async with Store.open(database) as reopened:  # the second open applies nothing
+        await reopened.create_job(make_job(), QuotaLimits(60, 2), NOW)
+    async with Store.open(database) as again:
+        assert await again.unfinished_count(10, USER) == 1
+        assert await revision_of(again.database) == head()
+
+
+async def test_processes_opening_a_new_database_together_migrate_it_once(
+    database: Path | str,
+) -> None:
+    async def open_and_write(user: int) -> str:
+        async with Store.open(database) as store:
+            await store.create_job(make_job(user=user), QuotaLimits(60, 2), NOW)
+            return await revision_of(store.database)
+
+    assert await asyncio.gather(*(open_and_write(user) for user in range(3))) == [head()] * 3
+    async with Store.open(database) as store:
+        assert sum([await store.unfinished_count(10, user) for user in range(3)]) == 3
+
+
+async def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     async with Store.open(path):
-        pass
-    async with Store.open(path) as reopened:  # second open applies nothing and keeps data
-        await reopened.create_job(make_job(), QuotaLimits(60, 2), NOW)
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_legacy_migrations_are_numbered_without_gaps_and_revisions_in_a_line() -> None:
+    versions = [version for version, _ in legacy_migrations()]
+    assert versions == list(range(1, 8))
+    from core.store._migrate import _script
+
+    chain = [revision.revision for revision in reversed(list(_script().walk_revisions()))]
+    assert chain == [f"{n:04d}" for n in range(1, len(chain) + 1)]
+    assert chain[-1] == head()
+
+
+def _every_revision(sync: Connection) -> None:
+    command.upgrade(alembic_config(sync), "head")
+
+
+async def _schemas(database: Path | str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the schema a new database gets at open, the one every revision in turn builds)."""
+    async with Database.open(database) as db, db.engine.connect() as conn:
+        at_open = await conn.run_sync(schema_of)
+        await conn.run_sync(lambda sync: metadata.drop_all(sync))
+        await conn.execute(text("DROP TABLE alembic_version"))
+        await conn.commit()
+        async with conn.begin():
+            await conn.run_sync(_every_revision)
+        by_revisions = await conn.run_sync(schema_of)
+        diff = await conn.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+        )
+    assert diff == []  # _tables.py says what the revisions build
+    return at_open, by_revisions
+
+
+async def test_a_new_database_gets_the_schema_the_revisions_build(database: Path | str) -> None:
+    at_open, by_revisions = await _schemas(database)
+    assert at_open == by_revisions
+    assert "identify_slots" in at_open
+
+
+async def test_an_old_file_upgrades_to_the_schema_of_a_new_one(tmp_path: Path) -> None:
+    legacy_database(tmp_path / "old.sqlite3", 7).close()
+    async with Database.open(tmp_path / "old.sqlite3") as db, db.engine.connect() as conn:
+        upgraded = await conn.run_sync(schema_of)
+    at_open, _ = await _schemas(tmp_path / "new.sqlite3")
+    assert upgraded == at_open
+
+
+@pytest.mark.parametrize("version", [1, 3, 7])
+async def test_an_old_file_keeps_every_row_through_the_upgrade(
+    tmp_path: Path, version: int
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    conn = legacy_database(path, version)
+    fill(conn)
+    conn.close()
+    before = rows_of(path)
+    assert before["jobs"] and before["quota_ledger"] and before["audit_log"]
+
+    async with Store.open(path) as store:
+        assert await revision_of(store.database) == head()
+        # The old rows read back through the new queries.
+        jobs = {job.state: job for job in await store.jobs_in_guild(SNOWFLAKE, limit=10)}
+        done = jobs[JobState.DELIVERED]
+        assert done.task_id == "task-done" and done.status_message_id == SNOWFLAKE + 3
+        assert jobs[JobState.RESERVED].parent_job_id == done.id
+        assert await store.usage(SNOWFLAKE, 21, DAY) == -25  # reserve, refund, grant, reset
+        settings = await store.guild_settings(SNOWFLAKE)
+        assert settings.paused and settings.nsfw_only and settings.exempt_role_id == SNOWFLAKE + 6
+        assert (await store.user_override(SNOWFLAKE, 21)).daily_seconds == 300
+        assert (await store.get_ban(SNOWFLAKE, 23)).reason == "spam"
+        assert await store.channel_rules(SNOWFLAKE) == {SNOWFLAKE + 1: "allow", 77: "deny"}
+        assert [e.action for e in await store.audit_entries(SNOWFLAKE)] == ["quota.grant", "ban"]
+        # ... and the upgraded file takes new work.
+        new = await store.create_job(make_job(user=30), QuotaLimits(60, 2), NOW)
+        claimed = await store.claim_jobs("local", [JobState.RESERVED], NOW, 20, 10)
+        assert {lease.job_id for lease in claimed} == {new.id, jobs[JobState.RESERVED].id}
+
+    after = rows_of(path)
+    assert set(after) >= set(before) | {"alembic_version", "identify_slots"}
+    for table, rows in before.items():
+        # Every old row, every old column, as it was (columns added since take their defaults;
+        # the claim above leased the reroll).
+        kept, added = after[table][: len(rows)], after[table][len(rows) :]
+        assert [{k: row[k] for k in old} for row, old in zip(kept, rows, strict=True)] == rows
+        assert all(new.id in (row.get("id"), row.get("job_id")) for row in added), table
+    untouched = [row for row in after["jobs"] if row["lease_owner"] is None]
+    assert len(untouched) == 3
+    assert all({k: row[k] for k in NEW_JOB_COLUMNS} == NEW_JOB_COLUMNS for row in untouched)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7  # legacy all applied
 
 
-def test_migrations_are_numbered_without_gaps() -> None:
-    versions = [version for version, _ in migrations()]
-    assert versions == list(range(1, len(versions) + 1))
-
-
-async def test_a_failing_migration_rolls_back_alone(
+async def test_a_failing_legacy_migration_rolls_back_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    package = tmp_path / "some_migrations"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "001_first.sql").write_text("CREATE TABLE first (id INTEGER);\n")
-    (package / "002_broken.sql").write_text(
-        "-- the second statement fails: the first must not stay\n"
-        "CREATE TABLE second (id INTEGER);\nINSERT INTO missing VALUES (1);\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr("core.store._db.MIGRATIONS_PACKAGE", "some_migrations")
     path = tmp_path / "db.sqlite3"
-    with pytest.raises(sqlite3.OperationalError, match="missing"):
+    legacy_database(path, 3).close()
+    broken = [
+        *legacy_migrations()[:3],
+        (4, "CREATE TABLE fourth (id INTEGER);\nINSERT INTO missing VALUES (1);"),
+    ]
+    monkeypatch.setattr("core.store._migrate.legacy_migrations", lambda: broken)
+    with pytest.raises(OperationalError, match="missing"):
         async with Database.open(path):
             pass
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-    assert tables == {"first"}
+    assert "fourth" not in tables and "alembic_version" not in tables
+
+
+async def test_a_file_from_a_newer_bot_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    async with Store.open(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(RuntimeError, match="newer version"):
+        async with Store.open(path):
+            pass
 
 
 # --- the stored request, and databases written before it ---------------------------------------
@@ -97,14 +227,8 @@ def old_database(path: Path, jobs: list[tuple[NewJob, str, str | None]]) -> None
     the connection is open, so the WAL still holds every page (the token was found there).
     """
     live = path.with_name("live.sqlite3")
-    conn = sqlite3.connect(live, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
+    conn = legacy_database(live, OLD_SCHEMA_VERSION)
     conn.execute("PRAGMA wal_autocheckpoint = 0")
-    folder = resources.files("core.migrations")
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".sql") and int(entry.name[:3]) <= OLD_SCHEMA_VERSION:
-            conn.executescript(entry.read_text(encoding="utf-8"))
-    conn.execute(f"PRAGMA user_version = {OLD_SCHEMA_VERSION}")
     for job, state, token in jobs:
         url = None if token is None else f"https://bot.example/webhooks/wan/{token}"
         conn.execute(
@@ -197,7 +321,7 @@ async def test_a_database_from_before_the_stored_form_loads_and_loses_its_tokens
         on_disk = disk_bytes(path)
         assert not [job_id for job_id, token in tokens.items() if token.encode() in on_disk]
         with sqlite3.connect(path) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] >= 4
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
             rows = dict(conn.execute("SELECT id, request_json FROM jobs").fetchall())
         assert all("webhook_url" not in raw for raw in rows.values())
         assert json.loads(rows[fresh.id])["v"] == 1 and "v" not in json.loads(rows[plain.id])

@@ -11,6 +11,7 @@ from core.store import (
     CharacterQueries,
     HintQueries,
     JobQueries,
+    LeaseQueries,
     LedgerQueries,
     ModerationQueries,
     Store,
@@ -18,6 +19,7 @@ from core.store import (
 
 CONCERNS = (
     JobQueries,
+    LeaseQueries,
     LedgerQueries,
     ModerationQueries,
     AuditQueries,
