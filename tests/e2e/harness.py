@@ -439,8 +439,11 @@ class World:
         predicate: Callable[[], Awaitable[T | None]],
         timeout: float = WAIT,
         what: str = "condition",
+        *,
+        every: float = 0.02,
     ) -> T:
-        """``until`` with a predicate that awaits (a ``query``, a ``metrics`` scrape)."""
+        """``until`` with a predicate that awaits (a ``query``, a ``metrics`` scrape), re-checked
+        ``every`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -456,7 +459,7 @@ class World:
             if loop.time() >= deadline:
                 raise TimeoutError(f"{what}: not within {timeout} s")
             # Polling: the database and the fake API have no change notifications.
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(every)
 
     # ------------------------------------------------------------------ users and files
 
