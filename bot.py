@@ -320,7 +320,7 @@ async def run(settings: Settings, *, sync_only: bool) -> None:
         services = build_services(settings, store, session)
         # PostgreSQL (several processes): IdentifyTurns(<the store's engine>), so processes
         # take turns to IDENTIFY; None (SQLite, one process) keeps discord.py's spacing.
-        identify_turns: IdentifyTurns | None = None
+        identify_turns = IdentifyTurns(store.database.engine) if store.is_postgres else None
         bot = make_bot(services, sync_only=sync_only, identify_turns=identify_turns)
         async with bot:
             if sync_only:

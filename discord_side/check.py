@@ -17,7 +17,13 @@ from core.reachability import Unreachable, host_of, probe
 from core.startup_checks import database_problem, postgres_problem
 from core.store import redact
 from core.wan import RetrySettings, WanClient, WanError, WanOperatorError, WanTransientError
-from discord_side.startup import DiscordUnavailable, TokenRefused, who_am_i
+from discord_side.startup import (
+    DiscordUnavailable,
+    TokenRefused,
+    gateway_advice,
+    shard_line,
+    who_am_i,
+)
 
 CHECK_TIMEOUT_SECONDS = 10.0
 
@@ -58,7 +64,13 @@ async def _check_discord(settings: Settings, session: aiohttp.ClientSession) -> 
         return False, f"discord token: REFUSED, {exc}"
     except DiscordUnavailable as exc:
         return False, f"discord token: could not check ({exc})"
-    return True, f"discord token: ok (logged in as {identity.username}, id {identity.user_id})"
+    advice = await gateway_advice(
+        session, settings.discord_api_base, settings.discord_token, within=CHECK_TIMEOUT_SECONDS
+    )
+    return True, (
+        f"discord token: ok (logged in as {identity.username}, id {identity.user_id})\n"
+        + shard_line(settings.shard_count, settings.shard_ids, advice)
+    )
 
 
 async def _check_wan(settings: Settings, session: aiohttp.ClientSession) -> tuple[bool, str]:

@@ -68,6 +68,56 @@ async def who_am_i(
     return BotIdentity(int(body["id"]), str(body.get("username", "?")))
 
 
+@dataclass(frozen=True, slots=True)
+class GatewayAdvice:
+    """What ``GET /gateway/bot`` recommends: the shard count, and IDENTIFYs allowed at once."""
+
+    shards: int
+    max_concurrency: int
+
+
+async def gateway_advice(
+    session: aiohttp.ClientSession, api_base: str, token: str, *, within: float = DEFAULT_TIMEOUT
+) -> GatewayAdvice | None:
+    """Discord's recommended shard count for this bot, or None when it cannot be read."""
+    url = api_base.rstrip("/") + "/gateway/bot"
+    try:
+        status, body = await probe(
+            session, url, headers={"Authorization": f"Bot {token.strip()}"}, within=within
+        )
+    except Exception:  # advice only: --check has already judged the host and the token
+        return None
+    if status != 200 or not isinstance(body, dict):
+        return None
+    limit = body.get("session_start_limit")
+    try:
+        shards = int(body.get("shards", 1))
+        concurrency = int(limit.get("max_concurrency", 1)) if isinstance(limit, dict) else 1
+    except (TypeError, ValueError):
+        return None
+    return GatewayAdvice(shards, concurrency)
+
+
+def shard_line(
+    shard_count: int | None, shard_ids: Sequence[int] | None, advice: GatewayAdvice | None
+) -> str:
+    """``--check``'s line on sharding: what this process runs, and what Discord recommends."""
+    if shard_count is None:
+        mine = "this process: not sharded"
+    else:
+        ids = shard_ids if shard_ids is not None else range(shard_count)
+        mine = f"this process: {len(ids)} of {shard_count} shard(s)"
+    if advice is None:
+        return f"discord shards: {mine}; Discord's recommendation could not be read"
+    line = (
+        f"discord shards: {mine}; Discord recommends {advice.shards}"
+        f" (IDENTIFY max_concurrency {advice.max_concurrency})"
+    )
+    if advice.shards > (shard_count or 1):
+        line += ": raise SHARD_COUNT (README, Scaling out)"
+    return line
+
+
 def invite_url(application_id: int) -> str:
     """The invite link with the scopes and permissions the bot needs."""
     return discord.utils.oauth_url(

@@ -239,7 +239,31 @@ async def test_check_reports_a_working_setup(
         assert await check(settings) == 0
     out = capsys.readouterr().out
     assert "discord token: ok" in out and "WAN API key: ok" in out
+    assert "discord shards: this process: not sharded; Discord recommends 1" in out
     assert discord.token not in out and "wan-key" not in out
+
+
+async def test_check_tells_a_network_it_needs_more_shards(
+    restore_discord: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shards = FakeDiscord(shard_count=4, max_concurrency=2)
+    async with shards as discord, FakeWanServer(api_key="wan-key") as wan:
+        settings = Settings.from_env(
+            {
+                "DISCORD_TOKEN": discord.token,
+                "FREEPIK_API_KEY": "wan-key",
+                "DISCORD_API_BASE": discord.api_base,
+                "WAN_API_BASE": wan.base_url,
+                "SHARD_COUNT": "2",
+                "SHARD_IDS": "1",
+            }
+        )
+        assert await check(settings) == 0
+    out = capsys.readouterr().out
+    assert (
+        "discord shards: this process: 1 of 2 shard(s); Discord recommends 4"
+        " (IDENTIFY max_concurrency 2): raise SHARD_COUNT" in out
+    )
 
 
 async def test_check_fails_on_a_refused_api_key(

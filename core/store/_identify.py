@@ -11,19 +11,15 @@ turn: the promised time is in the row, and the next process queues behind it.
 
 from __future__ import annotations
 
-from sqlalchemy import Float, Integer, column, func, select, table
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.store._tables import identify_slots
 
 # pg_advisory_xact_lock(int, int): this class of lock, then the bucket. The two-key space
 # never meets the one-key (bigint) locks other parts of the store take.
 IDENTIFY_LOCK = 0x57414E49  # "WANI"
-
-identify_slots = table(
-    "identify_slots",
-    column("bucket", Integer),
-    column("identified_at", Float),
-)
 
 
 class IdentifyQueries:
