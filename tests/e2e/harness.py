@@ -11,7 +11,8 @@ more ``python bot.py`` processes (say ``SHARD_IDS``), each with its own log, sta
 ``start`` (which waits for its shards), stopped with ``stop`` or ``crash``; ``sync_commands``
 runs ``python bot.py --sync`` so every server has the commands, not only ``DEV_GUILD_ID``.
 ``query`` reads the database of either engine with one copy of the SQL; with ``Options(http=True)``
-every process serves ``/healthz`` and ``/metrics`` on a port of its own (``metrics`` reads them).
+every process serves ``/healthz`` and ``/metrics`` on a port of its own (``metrics`` reads them);
+with ``Options(wan_process=True)`` the fake API runs in a process of its own (``wan_process``).
 
 The event loop must be running for the fakes to answer, so every wait here is an ``await``
 (the bot's shutdown included: ``proc.wait`` runs in a thread).
@@ -42,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from core.config import SETTING_NAMES, parse_shard_ids
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, MessageFlag, shard_of
-from tests.fakes.wan_server import FakeWanServer, fake_mp4_chunks
+from tests.fakes.wan_server import FakeWanServer, RecordedRequest, fake_mp4_chunks
 from tests.postgres import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -239,6 +240,10 @@ class Options:
     # Every bot process serves /healthz and /metrics on a port of its own (webhook mode does
     # anyway): WEBHOOK_PORT set, with no public URL, so tasks are still polled.
     http: bool = False
+    # The fake API as a process of its own (``World.wan_process``; ``World.wan`` stays unused):
+    # the times it records are then not held up by this test's busy event loop, so the rates
+    # measured from them are what an API would count.
+    wan_process: bool = False
 
 
 class World:
@@ -260,6 +265,7 @@ class World:
             webhook_secret=options.webhook_secret,
             media_bytes=options.media_bytes,
         )
+        self.wan_process: WanProcess | None = None  # Options.wan_process
         self.db_path = directory / "bot.sqlite3"
         self.log_path = directory / "bot.log"
         self.http_port: int | None = None
@@ -275,7 +281,12 @@ class World:
 
     async def open(self) -> None:
         await self.discord.start()
-        await self.wan.start()
+        if self.options.wan_process:
+            self.wan_process = WanProcess(self.directory / "fake-wan.log", self.options)
+            self._resources.push_async_callback(self.wan_process.close)
+            await self.wan_process.start()
+        else:
+            await self.wan.start()
         if self.options.postgres:
             self.database_url = await self._resources.enter_async_context(fresh_database())
         self.bot = BotProcess(self.environment(), self.log_path)
@@ -300,7 +311,8 @@ class World:
     def add_bot(self, env: Mapping[str, str], *, name: str) -> BotProcess:
         """Another ``python bot.py`` beside the first: the same settings with ``env`` on top
         (``SHARD_IDS``...), its own log (``bot-<name>.log``) and, in webhook mode or with
-        ``Options.http``, its own port. In SQLite mode give it its own ``DATABASE_PATH``: a SQLite file is one process's."""
+        ``Options.http``, its own port. In SQLite mode give it its own ``DATABASE_PATH``: a
+        SQLite file is one process's."""
         webhooks = self.options.webhook_secret is not None
         port = free_port() if webhooks or self.options.http else None
         extra = dict(env)
@@ -326,7 +338,7 @@ class World:
             "PYTHONUNBUFFERED": "1",
             "DISCORD_TOKEN": self.discord.token,
             "FREEPIK_API_KEY": WAN_API_KEY,
-            "WAN_API_BASE": self.wan.base_url,
+            "WAN_API_BASE": self.wan_base_url,
             "DISCORD_API_BASE": self.discord.api_base,
             "DATABASE_PATH": str(self.db_path),
             "DEV_GUILD_ID": str(self.discord.guild_id),
@@ -354,6 +366,12 @@ class World:
             env["DATABASE_URL"] = self.database_url
         env |= self.options.env
         return env
+
+    @property
+    def wan_base_url(self) -> str:
+        if self.wan_process is not None:
+            return self.wan_process.base_url
+        return self.wan.base_url
 
     @property
     def process(self) -> BotProcess:
@@ -641,6 +659,74 @@ class World:
             for task in self.wan.tasks.values()
             if prompt_part in str(task.body.get("prompt"))
         ]
+
+
+class WanProcess:
+    """The fake API as ``python -m tests.fakes.wan_server`` (``Options.wan_process``), with
+    what it recorded read back over its ``/_fake`` endpoints."""
+
+    def __init__(self, log_path: Path, options: Options) -> None:
+        self.log_path = log_path
+        self.options = options
+        self.base_url = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._spawn()
+        assert self._proc is not None and self._proc.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(self._proc.stdout.readline), START_TIMEOUT)
+        self.base_url = line.decode().strip()
+        if not self.base_url.startswith("http://"):
+            raise RuntimeError(f"the fake API did not start: {self.log_path.read_text()[-2000:]}")
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+
+    def _spawn(self) -> None:
+        args = ["--port", "0", "--api-key", WAN_API_KEY, "--media-bytes"]
+        args.append(str(self.options.media_bytes))
+        if self.options.task_seconds is None:
+            args.append("--manual")
+        else:
+            args += ["--task-seconds", str(self.options.task_seconds)]
+        if self.options.webhook_secret is not None:
+            args += ["--webhook-secret", self.options.webhook_secret]
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.fakes.wan_server", *args],
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+
+    async def _get(self, path: str) -> Any:
+        assert self._http is not None
+        async with self._http.get(self.base_url + path) as resp:
+            resp.raise_for_status()
+            return await resp.json()
+
+    async def requests(self) -> list[RecordedRequest]:
+        """Every API request it received, as the in-process fake records them."""
+        data = await self._get("/_fake/requests")
+        return [
+            RecordedRequest(**(item | {"body": str(item["body"]).encode()}))
+            for item in data["requests"]
+        ]
+
+    async def tasks(self) -> list[dict[str, Any]]:
+        """Every task it made (``task_id``, ``status``, ``body``...)."""
+        return list((await self._get("/_fake/tasks"))["tasks"])
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                await asyncio.to_thread(self._proc.wait, STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                await asyncio.to_thread(self._proc.wait)
 
 
 def free_port() -> int:
