@@ -43,6 +43,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "WAN_KEY_DEDICATED",
     "TRACKER_LAG_SECONDS",
     "TRACKER_RECONCILE_GRACE_SECONDS",
+    "LEASE_SECONDS",
     "STATUS_EDIT_INTERVAL_SECONDS",
     "MESSAGE_CONTENT_INTENT",
     "LOG_LEVEL",
@@ -100,6 +101,8 @@ class Settings:
     # wait before a create of unknown outcome is reconciled, and the pause between status edits.
     poll_lag_seconds: float = 3.0
     reconcile_grace_seconds: float = 30.0
+    # Several processes: a dead one's jobs are taken over this long after its last renewal.
+    lease_seconds: float = 20.0
     status_edit_interval: float = 5.0
     message_content_intent: bool = False
     log_level: str = "INFO"
@@ -302,6 +305,7 @@ class Settings:
             reconcile_grace_seconds=parsed(
                 "TRACKER_RECONCILE_GRACE_SECONDS", 30.0, positive_float, "a number of seconds > 0"
             ),
+            lease_seconds=parsed("LEASE_SECONDS", 20.0, positive_float, "a number of seconds > 0"),
             status_edit_interval=parsed(
                 "STATUS_EDIT_INTERVAL_SECONDS", 5.0, positive_float, "a number of seconds > 0"
             ),

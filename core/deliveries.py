@@ -78,6 +78,10 @@ class Host(Protocol):
 
     def resume(self, job: Job) -> None: ...
 
+    def fence(self, job_id: str) -> int:
+        """The job's lease fence, for every write (raises ``LeaseLost`` when not ours)."""
+        ...
+
     async def fail(self, job: Job, reason: str) -> Job | None: ...
 
 
@@ -129,7 +133,11 @@ class Deliveries:
         try:
             message_id = await events.deliver(job, self.source(job))
         except Exception as exc:
-            attempts = await self.store.count_delivery_attempt(job.id, f"delivery: {exc!r}"[:500])
+            attempts = await self.store.count_delivery_attempt(
+                job.id, f"delivery: {exc!r}"[:500], fence=self._host.fence(job.id)
+            )
+            if attempts is None:
+                return  # fenced out: another process delivers it now
             if attempts >= cfg.delivery_attempts:
                 log.exception("job %s: delivery failed %d times; giving up", job.id, attempts)
                 await self._host.fail(job, "the video was made but could not be posted")
@@ -141,7 +149,11 @@ class Deliveries:
             self._host.deliver_at(job.id, self._clock() + delay)
             return
         delivered = await self.store.transition(
-            job.id, JobState.DELIVERED, self._clock(), delivered_message_id=message_id
+            job.id,
+            JobState.DELIVERED,
+            self._clock(),
+            fence=self._host.fence(job.id),
+            delivered_message_id=message_id,
         )
         if delivered is not None:
             log.info("job %s: delivered as message %s", job.id, message_id)

@@ -17,6 +17,10 @@ and no lock is needed, because nothing awaits between reading and updating the s
 When the API answers 429 with ``Retry-After``, :meth:`RateLimiter.pause_for` holds off the kind
 of call that was refused (creates, reads or lists), so that a long pause on creates does not stop
 the bot from reading tasks that are done.
+
+With several processes only one may spend the budget at a time (``core.budget``): ``admit`` is
+asked before a caller takes a slot and again when the slot comes, and raises to refuse the call,
+so a process that stops holding the budget sends nothing more, even what was already waiting.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 WaitObserver = Callable[[float], None]  # told how long each acquire waited (0 included)
+Admit = Callable[[], None]  # raises when no call may go out now
 
 ANY = "*"  # a pause for every kind of call
 WINDOW_SECONDS = 1.1  # the one-second window, with a margin for the time a request takes to go
@@ -86,7 +91,8 @@ class RateLimiter:
 
     ``clock`` (monotonic seconds) and ``sleep`` are injectable so tests run without real waits.
     A caller cancelled while waiting gives up its slot: the limiter errs on the slow side.
-    ``on_wait`` hears the seconds each successful :meth:`acquire` waited (for metrics).
+    ``on_wait`` hears the seconds each successful :meth:`acquire` waited (for metrics);
+    ``admit`` may refuse a call (see the module docstring) by raising.
     """
 
     def __init__(
@@ -97,6 +103,7 @@ class RateLimiter:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         on_wait: WaitObserver | None = None,
+        admit: Admit | None = None,
     ) -> None:
         self._pace = Pace(rate, burst)
         self.rate = rate
@@ -105,6 +112,7 @@ class RateLimiter:
         self._sleep = sleep
         self._paused: dict[str, float] = {}
         self._on_wait = on_wait
+        self._admit = admit
 
     def paused_until(self, kind: str = ANY) -> float:
         """The clock time before which no call of ``kind`` may start (``-inf``: not paused)."""
@@ -117,7 +125,11 @@ class RateLimiter:
     async def acquire(self, kind: str = ANY) -> None:
         """Wait for this caller's slot. Usually one computed sleep (or none)."""
         started = self._clock()
+        if self._admit is not None:
+            self._admit()  # refused: no slot taken
         await self._wait_for_slot(kind)
+        if self._admit is not None:
+            self._admit()  # still ours when the slot came?
         if self._on_wait is not None:
             self._on_wait(self._clock() - started)
 

@@ -2,9 +2,10 @@
 learning run times from completions.
 
 A read that finds the task running places the task's next reads (``core.polling``); one that
-finds it done hands the job to delivery and teaches the run-time model (``core.runtimes``) how
-long it took: between the last read that saw it running and this one, or exactly when a webhook
-said so. When the model moves, every task in flight of that resolution is planned again at once.
+finds it done hands the job to delivery (in whichever process claims it) and teaches the
+run-time model (``core.runtimes``) how long it took: between the last read that saw it running
+and this one, or exactly when a webhook said so. When the model moves, every task in flight of
+that resolution is planned again at once.
 """
 
 from __future__ import annotations
@@ -30,9 +31,14 @@ class Host(Protocol):
     def planned(self) -> None:
         """New reads were placed: the scheduler should look again."""
 
-    def deliver_at(self, job_id: str, due: float) -> None: ...
-
     def resume(self, job: Job) -> None: ...
+
+    def fence(self, job_id: str) -> int:
+        """The job's lease fence, for every write (raises ``LeaseLost`` when not ours)."""
+        ...
+
+    async def completed(self, job: Job) -> None:
+        """The job is completed: hand it to delivery (wherever that happens)."""
 
     def tell(self, job: Job) -> None: ...
 
@@ -64,7 +70,11 @@ class Reads:
         """The job has its task: record it, then act on what the API said of it."""
         self._backoff.reset(job.id)
         submitted = await self.store.transition(
-            job.id, JobState.SUBMITTED, self._clock(), task_id=task.task_id
+            job.id,
+            JobState.SUBMITTED,
+            self._clock(),
+            fence=self._host.fence(job.id),
+            task_id=task.task_id,
         )
         if submitted is None:
             log.warning("job %s: task %s accepted after the job ended", job.id, task.task_id)
@@ -120,7 +130,7 @@ class Reads:
             self._host.planned()
             return
         finally:
-            await self.store.count_poll(job.id)
+            await self.store.count_poll(job.id, fence=self._host.fence(job.id))
         self._backoff.reset(job.id)
         # A moving average of how long reads take: the planner reads that much earlier.
         self.planner.latency += 0.1 * (self._clock() - asked - self.planner.latency)
@@ -137,21 +147,27 @@ class Reads:
                     return
                 watch = self.planner.forget(job.id)
                 completed = await self.store.transition(
-                    job.id, JobState.COMPLETED, now, result_url=task.generated[0]
+                    job.id,
+                    JobState.COMPLETED,
+                    now,
+                    fence=self._host.fence(job.id),
+                    result_url=task.generated[0],
                 )
                 if completed is None:
                     return
                 self._ran(completed)
                 self._learn(completed, watch, heard)
                 self._host.tell(completed)
-                self._host.deliver_at(job.id, self._clock())
+                await self._host.completed(completed)
             case TaskStatus.FAILED:
                 await self._host.fail(job, "the video service could not generate this video")
             case _:
                 if task.status is TaskStatus.UNKNOWN and heard != "create":
                     log.warning("job %s: unknown task status %r", job.id, task.raw_status)
                 if task.status is TaskStatus.IN_PROGRESS and job.state is JobState.SUBMITTED:
-                    running = await self.store.transition(job.id, JobState.RUNNING, now)
+                    running = await self.store.transition(
+                        job.id, JobState.RUNNING, now, fence=self._host.fence(job.id)
+                    )
                     if running is not None:
                         job = running
                         self._host.tell(running)

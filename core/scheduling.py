@@ -258,8 +258,11 @@ class Scheduler:
             self._wakeup.clear()
             wake_at = self.dispatch(self._clock())
             timeout = None if wake_at is None else max(wake_at - self._clock(), 0.0)
+            # Not wait_for: on 3.11 it may swallow a cancel that lands as the event fires, and
+            # stop() would then wait for a loop that never ends.
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
 
     def start(self, name: str = "scheduler") -> None:
         self._loop = spawn(self.run(), name=name, tasks=self.tasks)

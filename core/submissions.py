@@ -53,6 +53,10 @@ class Host(Protocol):
 
     def queued_submits(self) -> Iterable[str]: ...
 
+    def fence(self, job_id: str) -> int:
+        """The job's lease fence, for every write (raises ``LeaseLost`` when not ours)."""
+        ...
+
     async def fail(self, job: Job, reason: str) -> Job | None: ...
 
     async def accepted(self, job: Job, task: Task, *, listed: bool) -> None: ...
@@ -117,7 +121,11 @@ class Submissions:
             await self._host.fail(job, TOO_LATE)
             return
         submitting = await self.store.transition(
-            job.id, JobState.SUBMITTING, self._clock(), submit_attempts=job.submit_attempts + 1
+            job.id,
+            JobState.SUBMITTING,
+            self._clock(),
+            fence=self._host.fence(job.id),
+            submit_attempts=job.submit_attempts + 1,
         )
         if submitting is None:
             return  # cancelled meanwhile
@@ -155,7 +163,9 @@ class Submissions:
 
     async def _later(self, job: Job, exc: WanError) -> None:
         """The API certainly did not take it: back to reserved, and try again later."""
-        back = await self.store.transition(job.id, JobState.RESERVED, self._clock())
+        back = await self.store.transition(
+            job.id, JobState.RESERVED, self._clock(), fence=self._host.fence(job.id)
+        )
         if back is None:
             return
         retry_after = getattr(exc, "retry_after", None)
@@ -229,7 +239,9 @@ class Submissions:
                 task = Task(decision.task_id, TaskStatus.UNKNOWN)
                 await self._host.accepted(job, task, listed=True)
             case Verdict.SUBMIT_AGAIN:
-                back = await self.store.transition(job.id, JobState.RESERVED, self._clock())
+                back = await self.store.transition(
+                    job.id, JobState.RESERVED, self._clock(), fence=self._host.fence(job.id)
+                )
                 if back is not None:
                     log.info("job %s: no task was created; submitting again", job.id)
                     self._host.submit_at(job.id, self._clock())

@@ -6,13 +6,16 @@ budget and two bounded pools. Each action reads the job from the store, writes i
 *before* the side effect that depends on it, and queues the job's next action. So after a crash
 the database alone says what to do next, and :meth:`Tracker.start` resumes every unfinished job.
 
-The API budget (``WAN_MAX_RPS``/``WAN_BURST``) is spent in this order: reads the poll planner
-(``core.polling``) finds worth their cost, lists (one serves every job reconciling), creates,
-then the reads that keep every task within ``TRACKER_LAG_SECONDS`` of being noticed; while
-creates or lists wait, reads take at most their share, so those always have headroom. The
-run-time model (``core.runtimes``) learns from every completion, re-plans the reads of tasks in
-flight when it moves, and gives status messages an ETA once it has earned one. A 429 holds off
-only the kind of call it refused.
+The lanes (``core.tracker_lanes``) say in which order the API budget is spent. The run-time
+model (``core.runtimes``) learns from every completion, re-plans the reads of tasks in flight
+when it moves, and gives status messages an ETA once it has earned one.
+
+Several processes may share one PostgreSQL database: each acts only on the jobs it holds the
+lease of (``core.claims``), every write carries the lease's fence, and only the process holding
+the API budget (``core.budget``) claims jobs that need the API; after a read finds a task done,
+its lease is given back and every process is signalled, so deliveries spread. Webhooks reach the
+job's owner wherever they arrive (``core.tracker_webhooks``). With SQLite, the same code runs
+with the owner ``"local"`` and a budget always held.
 
 Any unexpected exception in a job's action fails the job (refunded, the member told): a job is
 never left stuck. A create of unknown outcome is reconciled (``core.reconcile``), never repeated
@@ -21,7 +24,7 @@ blindly.
 
 from __future__ import annotations
 
-import enum
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -30,38 +33,36 @@ from typing import Any
 
 import aiohttp
 
+from core.budget import Budget, LocalBudget
+from core.claims import Claims, LeaseLost
 from core.deliveries import Deliveries, VideoSource
 from core.jobs import Job, JobState
 from core.notices import JobEvents, Notices, Progress
 from core.polling import PollPlanner, Watch
-from core.ratelimit import Pace
 from core.reads import Reads
 from core.runtimes import RunTimeModel
-from core.scheduling import AllGates, Backoff, DueQueue, Hold, Lane, Pool, Scheduler, Share
-from core.store import AuditRecord, Store
+from core.scheduling import Backoff, DueQueue, Scheduler, spawn
+from core.store import LOCAL_OWNER, AuditRecord, Store
+from core.store._signals import LocalSignals, SignalEvent, Signals
 from core.submissions import Submissions
 from core.tracker_config import TrackerConfig, tracker_config
-from core.wan import (
-    CREATE,
-    LIST,
-    READ,
-    Task,
-    WanClient,
-)
-from core.webhooks import token_digest
+from core.tracker_lanes import QUEUED_ACTIONS, Action, tracker_lanes
+from core.tracker_webhooks import TrackerWebhooks
+from core.wan import Task, WanClient
 
-__all__ = ["JobEvents", "Progress", "Tracker", "TrackerConfig", "VideoSource", "tracker_config"]
+__all__ = [
+    "LOCAL_OWNER",
+    "JobEvents",
+    "Progress",
+    "Tracker",
+    "TrackerConfig",
+    "VideoSource",
+    "tracker_config",
+]
 
 log = logging.getLogger(__name__)
 
 UNEXPECTED = "something went wrong on our side; you were not charged"
-
-
-class Action(enum.Enum):
-    SUBMIT = "submit"
-    POLL = "poll"
-    RECONCILE = "reconcile"
-    DELIVER = "deliver"
 
 
 class Tracker:
@@ -77,11 +78,26 @@ class Tracker:
         download_dir: Path | None = None,
         webhook_url: Callable[[Job], str | None] | None = None,
         on_run_time: Callable[[float], None] | None = None,
+        owner: str = LOCAL_OWNER,
+        signals: Signals | None = None,
+        budget: Budget | None = None,
+        on_leases: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
         self.client = client
         cfg = self.config = config or TrackerConfig()
         self._clock = clock
+        self.signals: Signals = signals or LocalSignals()
+        self.budget: Budget = budget or LocalBudget()
+        self.claims = Claims(
+            store,
+            self,
+            self.budget,
+            owner=owner,
+            ttl=cfg.lease_seconds,
+            clock=clock,
+            on_count=on_leases,
+        )
         self.model = RunTimeModel(trust_after=cfg.trust_after, window=cfg.model_window)
         self.planner = PollPlanner(
             self.model,
@@ -93,11 +109,15 @@ class Tracker:
             webhook_interval=cfg.webhook_poll_interval,
         )
         self._queues: dict[Action, DueQueue[str, None]] = {
-            action: DueQueue() for action in (Action.SUBMIT, Action.RECONCILE, Action.DELIVER)
+            action: DueQueue() for action in QUEUED_ACTIONS
         }
-        self._scheduler = Scheduler(self._lanes(), clock=clock)
+        lanes = tracker_lanes(cfg, self.planner, self._queues, client, self.budget, self._begin)
+        self._delivery_pool = lanes.delivery_pool
+        self._scheduler = Scheduler(lanes.lanes, clock=clock)
         self._notices = Notices(self._mark_told)
         self._running: set[str] = set()
+        self._actions: dict[str, asyncio.Task[Any]] = {}  # job id → its action under way
+        self._ready: set[str] = set()  # claimed to deliver, not started yet
         self._rewake: set[str] = set()
         self._backoff = Backoff(cfg.error_backoff_base, cfg.error_backoff_cap)
         self.submissions = Submissions(
@@ -123,46 +143,11 @@ class Tracker:
         self.deliveries = Deliveries(
             self, store, client, session, cfg, self._notices, clock=clock, download_dir=download_dir
         )
+        self._tasks = self._scheduler.tasks  # background work, cancelled when the tracker stops
+        self.webhooks = TrackerWebhooks(
+            self, store, self.signals, self.submissions, clock=clock, tasks=self._tasks
+        )
         self._started = False
-
-    def _lanes(self) -> list[Lane[str, Any]]:
-        cfg = self.config
-        api, deliveries = Pool("api", cfg.concurrency), Pool("delivery", cfg.delivery_concurrency)
-        # Reconciles take turns on one listing: one at a time, so they never fill the API pool.
-        reconciling = Pool("reconcile", 1)
-        total = Pace(cfg.max_rps, cfg.burst)
-        # Reads take at most their share while creates or lists wait, else the whole budget.
-        share = Share(Pace(cfg.read_rps, cfg.burst), self._others_waiting)
-        reads = AllGates(share, total, self._hold(READ))
-
-        def start(action: Action) -> Callable[[str, Any], Coroutine[Any, Any, None] | None]:
-            return lambda job_id, _value: self._begin(job_id, action)
-
-        creates = AllGates(total, self._hold(CREATE))
-        # One listing serves every reconcile due (most make no request): not charged per start;
-        # the listing itself waits in the client's limiter like any request.
-        lists = self._hold(LIST)
-        queues = self._queues
-        return [  # in priority order
-            Lane("read", self.planner.valuable, api, start(Action.POLL), reads),
-            Lane(
-                "reconcile", queues[Action.RECONCILE], reconciling, start(Action.RECONCILE), lists
-            ),
-            Lane("submit", queues[Action.SUBMIT], api, start(Action.SUBMIT), creates),
-            Lane("read-lag", self.planner.guaranteed, api, start(Action.POLL), reads),
-            Lane("deliver", queues[Action.DELIVER], deliveries, start(Action.DELIVER)),
-        ]
-
-    def _hold(self, kind: str) -> Hold:
-        return Hold(lambda: self.client.held_for(kind))
-
-    def _others_waiting(self, now: float) -> bool:
-        """Creates or lists are due and not held off by the API."""
-        for action, kind in ((Action.SUBMIT, CREATE), (Action.RECONCILE, LIST)):
-            due = self._queues[action].first_due()
-            if due is not None and due <= now and self.client.held_for(kind) <= 0.0:
-                return True
-        return False
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -170,31 +155,44 @@ class Tracker:
         self._notices.events = events
 
     async def start(self) -> int:
-        """Resume every unfinished job from the store; return how many were scheduled."""
+        """Claim every unfinished job this process may act on and resume it; how many."""
+        self.signals.listen(self._signalled)
+        self.signals.on_reconnect(self.claims.wake)  # signals may have been missed: claim now
+        self.budget.subscribe(self._budget_moved)
+        await self.signals.start()
+        await self.budget.start()
         # Enough of the latest completions to fill the model's window of every kind, mostly.
         history = await self.store.recent_completions(18 * self.config.model_window)
         self.model.load(reversed(history))
-        jobs = await self.store.unfinished_states()  # ids and states only: cheap for 10,000s
-        now = self._clock()
-        for job_id, state in jobs:
-            self._resume(job_id, state, now)
-        for ended in await self.store.unnotified_endings(now - self.config.notify_window):
-            self._notices.send(ended)  # told before the restart? the nonce avoids a repeat
+        adopted = await self.claims.claim()  # ids and states only: cheap for 10,000s
         self._scheduler.start("tracker")
+        spawn(self.claims.run(), name="leases", tasks=self._scheduler.tasks)
         self._started = True
-        log.info("tracker started with %d unfinished job(s)", len(jobs))
-        return len(jobs)
+        log.info("tracker started with %d unfinished job(s) (owner %s)", adopted, self.owner)
+        return adopted
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop scheduling and cancel running actions; their jobs resume on the next start.
+        """Stop scheduling and cancel running actions; their jobs resume on the next start
+        (here, or in another process: the leases are given back).
 
         Notices already under way get ``grace`` seconds to reach Discord first.
         """
-        await self._scheduler.stop()  # its runs, and the notices of a long hold
+        await self._scheduler.stop()  # its runs, the lease loop, and the notices of a long hold
         await self._notices.close(grace)
+        if self.owner != LOCAL_OWNER:  # "local" is ours again at the next start anyway
+            try:
+                await self.claims.release_all()
+            except Exception as exc:
+                log.warning("leases not given back (%s); they expire", exc)
+        await self.budget.stop()
+        await self.signals.close()
         if self._started:
             log.info("tracker stopped")
         self._started = False
+
+    @property
+    def owner(self) -> str:
+        return self.claims.owner
 
     async def notices_sent(self) -> None:
         """Wait until every notice under way has been handled (tests, shutdown)."""
@@ -220,14 +218,71 @@ class Tracker:
                 return Progress(job.created_at, None, *held)
         return Progress(job.created_at)
 
+    # ----------------------------------------------------------------- leases (core.claims)
+
+    def adopt(self, job_id: str, state: JobState, now: float) -> None:
+        """A job claimed: act on it from its state (an ended one: tell its requester)."""
+        if state in (JobState.FAILED, JobState.CANCELLED):
+            spawn(self._tell_ending(job_id, now), name="tell-ending", tasks=self._tasks)
+            return
+        if state is JobState.COMPLETED:
+            self._ready.add(job_id)
+        self._resume(job_id, state, now)
+
+    async def _tell_ending(self, job_id: str, now: float) -> None:
+        ended = await self.store.get_job(job_id)
+        # Older than the window: kept (not told, not given back) so that nobody retries it.
+        if ended is not None and ended.updated_at >= now - self.config.notify_window:
+            self._notices.send(ended)  # told before a restart? the nonce avoids a repeat
+
+    def drop(self, job_id: str) -> None:
+        """No longer ours: cancel its action under way, forget it here."""
+        action = self._actions.get(job_id)
+        if action is not None:
+            action.cancel()
+        self._forget(job_id)
+
+    def delivery_room(self) -> int:
+        """How many completed jobs to claim: what the delivery slots start soon, no more, so
+        that the other processes deliver their share."""
+        pool = self._delivery_pool
+        return max(2 * pool.capacity - pool.busy - len(self._ready), 0)
+
+    def fence(self, job_id: str) -> int:
+        return self.claims.fence(job_id)
+
+    def webhook_waiting(self, job_id: str) -> None:
+        self.webhooks.waiting(job_id)
+
+    def _signalled(self, event: SignalEvent, job_id: str) -> None:
+        if event is SignalEvent.WEBHOOK:
+            if job_id in self.claims:
+                self.webhooks.waiting(job_id)
+        else:  # a job to claim: new (the budget holder's), or to deliver (anyone's)
+            self.claims.wake()
+
+    def _budget_moved(self, held: bool) -> None:
+        self._scheduler.wake()
+        self.claims.wake()
+        if held:
+            return
+        # Another process makes the API calls now: it claims these as soon as they are free.
+        idle = [job_id for job_id in self.claims.api if job_id not in self._running]
+        self.claims.release_later(idle)
+        for job_id in idle:
+            self._forget(job_id)
+
     # ----------------------------------------------------------------- scheduling
 
     def enqueue(self, job: Job) -> None:
-        """A freshly accepted job: submit it now."""
-        self._schedule(job.id, Action.SUBMIT, self._clock())
+        """A freshly accepted job: whoever holds the API budget claims it and submits it."""
+        self.claims.wake()
+        spawn(self.signals.notify(SignalEvent.NEW, job.id), name="notify-new", tasks=self._tasks)
 
     def wake(self, job_id: str) -> None:
         """Act on the job now (a webhook said it changed): its pending action, or a read."""
+        if job_id not in self.claims:
+            return
         if job_id in self._running:
             self._rewake.add(job_id)
             return
@@ -252,10 +307,16 @@ class Tracker:
         self.planner.unqueue(job_id)
 
     def _forget(self, job_id: str) -> None:
+        """Nothing more to do for the job here: no action, no lease."""
+        self._unschedule(job_id)
+        self.claims.forget(job_id)
+
+    def _unschedule(self, job_id: str) -> None:
         self._unqueue(job_id)
         self.planner.forget(job_id)
         self._backoff.reset(job_id)
         self.submissions.forget(job_id)
+        self._ready.discard(job_id)
 
     def _resume(self, job_id: str, state: JobState, now: float) -> None:
         """Queue what a job in ``state`` needs next (the database says; nothing else)."""
@@ -274,32 +335,55 @@ class Tracker:
                 self._forget(job_id)
 
     def _begin(self, job_id: str, action: Action) -> Coroutine[Any, Any, None] | None:
+        if job_id not in self.claims:
+            self._forget(job_id)  # dropped while it waited
+            return None
         if job_id in self._running:
             self._rewake.add(job_id)  # acted on again when its current action ends
             return None
         self._running.add(job_id)
+        self._ready.discard(job_id)
         return self._guarded(job_id, action, self._perform(job_id, action))
 
     async def _guarded(self, job_id: str, action: Action, work: Coroutine[Any, Any, None]) -> None:
         """Run one action of a job; whatever it raises, the job does not stay stuck."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._actions[job_id] = task  # cancelled if the lease is lost meanwhile
         try:
             await work
+        except LeaseLost:
+            log.info("job %s: %s stopped, its lease is no longer ours", job_id, action.value)
+            self._forget(job_id)
         except Exception:
             log.exception("job %s: %s failed unexpectedly; failing the job", job_id, action.value)
             try:
                 job = await self.store.get_job(job_id)
-                if job is not None and not job.state.is_finished:
+                if job is not None and not job.state.is_finished and job_id in self.claims:
                     await self.fail(job, UNEXPECTED)
+            except LeaseLost:
+                self._forget(job_id)
             except Exception:
                 log.exception("job %s: could not fail it either; trying again later", job_id)
                 self._schedule(job_id, action, self._clock() + self.config.error_backoff_cap)
         finally:
+            self._actions.pop(job_id, None)
             self._running.discard(job_id)
-            if job_id in self._rewake:
-                self._rewake.discard(job_id)
-                latest = await self.store.get_job(job_id)
-                if latest is not None and not latest.state.is_finished:
-                    self._resume(latest.id, latest.state, self._clock())
+            await self._after(job_id, action)
+
+    async def _after(self, job_id: str, action: Action) -> None:
+        """What an action's end calls for: an API job handed over, a wake-up it missed."""
+        rewake = job_id in self._rewake
+        self._rewake.discard(job_id)
+        if action is Action.DELIVER:
+            self.claims.wake()  # a delivery slot is free: claim another
+        if job_id in self.claims.api and not self.budget.held:
+            self.claims.release_later([job_id])  # the new budget holder takes it from here
+            self._forget(job_id)
+        elif rewake and job_id in self.claims:
+            latest = await self.store.get_job(job_id)
+            if latest is not None and not latest.state.is_finished:
+                self._resume(latest.id, latest.state, self._clock())
 
     async def _perform(self, job_id: str, action: Action) -> None:
         job = await self.store.get_job(job_id)
@@ -319,28 +403,44 @@ class Tracker:
     # ----------------------------------------------------------------- endings and notices
 
     async def _mark_told(self, job_id: str) -> None:
+        # Not fenced: the job has ended (no lease matters), and only the first mark counts.
         await self.store.mark_user_notified(job_id, self._clock())
+        self.claims.forget(job_id)  # nothing left to do for it
 
     async def fail(self, job: Job, reason: str) -> Job | None:
-        """Fail a job: refunded once, forgotten, and the user told."""
-        return await self._end(job.id, JobState.FAILED, reason)
+        """Fail a job: refunded once, forgotten, and the user told. From an action of the job,
+        only under its lease (:class:`LeaseLost` when that is gone)."""
+        acting = job.id in self._running
+        fence = self.claims.fence(job.id) if acting else self.claims.fence_if_held(job.id)
+        return await self._end(job.id, JobState.FAILED, reason, fence=fence)
 
     async def cancel(
         self, job_id: str, reason: str, audit: AuditRecord | None = None
     ) -> Job | None:
-        """Stop tracking a job and refund it. The API has no cancel: its task may still run."""
-        return await self._end(job_id, JobState.CANCELLED, reason, audit)
+        """Stop tracking a job and refund it, whichever process holds it (the transition wins
+        or loses as a whole). The API has no cancel: its task may still run."""
+        fence = self.claims.fence_if_held(job_id)
+        return await self._end(job_id, JobState.CANCELLED, reason, audit, fence=fence)
 
     async def _end(
-        self, job_id: str, state: JobState, reason: str, audit: AuditRecord | None = None
+        self,
+        job_id: str,
+        state: JobState,
+        reason: str,
+        audit: AuditRecord | None = None,
+        *,
+        fence: int | None,
     ) -> Job | None:
         updated = await self.store.transition(
-            job_id, state, self._clock(), audit=audit, error=reason[:500]
+            job_id, state, self._clock(), audit=audit, error=reason[:500], fence=fence
         )
-        self._forget(job_id)
-        if updated is not None:
-            log.info("job %s %s: %s", job_id, state.value, reason)
-            self._notices.send(updated)
+        self._unschedule(job_id)
+        if updated is None:
+            self.claims.forget(job_id)
+            return None
+        self.claims.ended(job_id)  # its lease (if ours) is kept until the requester is told
+        log.info("job %s %s: %s", job_id, state.value, reason)
+        self._notices.send(updated)
         return updated
 
     # ----------------------------------------------------------------- for the actions
@@ -369,30 +469,26 @@ class Tracker:
     async def accepted(self, job: Job, task: Task, *, listed: bool) -> None:
         await self.reads.accepted(job, task, listed=listed)
 
+    async def completed(self, job: Job) -> None:
+        """The job's task is done: its delivery goes to whichever process claims it first."""
+        await self.claims.release(job.id)
+        self._forget(job.id)
+        await self.signals.notify(SignalEvent.DELIVER, job.id)
+
     # ----------------------------------------------------------------- webhooks
 
     async def on_webhook(self, token: str, task: Task, verified: bool) -> bool:
-        """The webhook receiver's handler: False when the token belongs to no job."""
-        job = await self.store.job_by_webhook_token_hash(token_digest(token))
-        if job is None:
-            return False
-        if not job.state.is_finished:
-            await self.notify(job, task, verified)
-        return True
+        """The webhook receiver's handler (``core.tracker_webhooks``)."""
+        return await self.webhooks.on_webhook(token, task, verified)
 
-    async def notify(self, job: Job, task: Task, verified: bool) -> None:
-        """A webhook said the task changed. Unverified bodies only prompt one read, and only
-        when they claim the task ended: at most one read per job when webhooks arrive."""
-        if job.task_id is None:
-            # The job's own URL names the task: the evidence a create of unknown outcome needs.
-            if self.submissions.evidence(job, task.task_id):
-                self.wake(job.id)
-            return
-        if task.task_id != job.task_id:
-            log.warning("job %s: webhook for another task %s ignored", job.id, task.task_id)
-            return
-        if verified and job.state.is_in_flight and job.id not in self._running:
-            self._running.add(job.id)
-            await self._guarded(job.id, Action.POLL, self.reads.apply(job, task, heard="webhook"))
-        elif task.status.is_final:
-            self.wake(job.id)
+    def holds(self, job_id: str) -> bool:
+        return job_id in self.claims
+
+    def running(self, job_id: str) -> bool:
+        return job_id in self._running
+
+    async def apply_heard(self, job: Job, task: Task) -> None:
+        self._running.add(job.id)
+        applying = self._guarded(job.id, Action.POLL, self.reads.apply(job, task, heard="webhook"))
+        # Its own task: dropping the job cancels the action, never the webhook's request.
+        await asyncio.wait([spawn(applying, name="webhook-apply", tasks=self._tasks)])

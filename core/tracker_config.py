@@ -41,6 +41,9 @@ class TrackerConfig:
     concurrency: int = 32  # API calls under way at once (the budget paces them)
     delivery_concurrency: int = 8  # deliveries at once (downloads and Discord uploads)
     notify_window: float = 7 * 86_400.0  # re-send endings not told for up to a week
+    # LEASE_SECONDS: a process that dies leaves its jobs to the others this long after its last
+    # renewal (every third of it); long enough that a busy database does not lose leases.
+    lease_seconds: float = 20.0
 
     @property
     def read_rps(self) -> float:
@@ -55,4 +58,5 @@ def tracker_config(settings: Settings) -> TrackerConfig:
         lag_target=settings.poll_lag_seconds,
         reconcile_grace=settings.reconcile_grace_seconds,
         key_dedicated=settings.wan_key_dedicated,
+        lease_seconds=settings.lease_seconds,
     )

@@ -130,7 +130,7 @@ async def test_ambiguous_unowned_tasks_fail_and_refund_rather_than_pay_twice(
 ) -> None:
     async with rig(tmp_path) as r:
         # Someone else's task on the same key: the bot cannot tell which one is its own.
-        await r.tracker.client.create(
+        await r.api.create(
             build_request(
                 "Image 1 runs",
                 [ReferenceInput(1, Attachment("https://x.example/b.png", "b.png", "image/png", 9))],
@@ -165,7 +165,7 @@ async def test_a_crash_between_create_and_record_is_adopted_on_restart(tmp_path:
         job = await r.accept()
         # What a crash right after the POST leaves: the job says submitting, the task exists.
         await r.store.transition(job.id, JobState.SUBMITTING, job.created_at - 60)
-        task = await r.tracker.client.create(job.request)
+        task = await r.api.create(job.request)
         await r.tracker.start()
         final = await r.wait_finished(job)
         assert final.state is JobState.DELIVERED
@@ -177,7 +177,7 @@ async def test_a_restart_resumes_reserved_and_completed_jobs(tmp_path: Path) -> 
     async with rig(tmp_path, start=False) as r:
         reserved = await r.accept()
         other = await r.accept()
-        task = await r.tracker.client.create(other.request)
+        task = await r.api.create(other.request)
         await r.store.transition(other.id, JobState.SUBMITTING, other.created_at)
         await r.store.transition(
             other.id, JobState.SUBMITTED, other.created_at, task_id=task.task_id
@@ -319,7 +319,7 @@ async def test_deliveries_do_not_wait_behind_api_calls(tmp_path: Path) -> None:
     async with wan, rig(tmp_path, wan=wan, config=config, start=False) as r:
         slow, done = await r.accept(), await r.accept()
         for job in (slow, done):
-            task = await r.tracker.client.create(job.request)
+            task = await r.api.create(job.request)
             await r.store.transition(job.id, JobState.SUBMITTING, job.created_at)
             await r.store.transition(
                 job.id, JobState.SUBMITTED, job.created_at, task_id=task.task_id

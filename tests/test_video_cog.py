@@ -245,6 +245,8 @@ async def test_video_builds_the_api_lists_and_posts_a_status_message_with_a_thre
     stored = await world.store.get_job(job.id)
     assert stored.status_message_id is not None and stored.thread_id is not None
     assert await world.ledger() == [("reserve", world.alice.id, 6)]
+    # Handed to the tracker: the next claim takes it and queues its create.
+    assert await world.harness.tracker.claims.claim() == 1
     assert world.harness.tracker.stats()["scheduled"] == 1
 
 

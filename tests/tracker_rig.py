@@ -11,12 +11,13 @@ from typing import Any
 
 import aiohttp
 
+from core.app import coordination
 from core.config import Settings
 from core.jobs import Job, JobState
 from core.ratelimit import RateLimiter
 from core.references import Attachment, GenerationOptions, ReferenceInput, build_request
 from core.service import Requester, VideoService
-from core.store import Store
+from core.store import Store, owner_id
 from core.tracker import Tracker, TrackerConfig, VideoSource
 from core.wan import RetrySettings, WanClient
 from core.webhook_tokens import webhook_url_source
@@ -93,6 +94,8 @@ class Rig:
     service: VideoService
     events: RecordingEvents
     session: aiohttp.ClientSession
+    # The API as an earlier (crashed) process used it: not behind this tracker's budget.
+    api: WanClient
 
     async def accept(self, duration: int = 5) -> Job:
         image = Attachment("https://cdn.example/a.png", "a.png", "image/png", 10_000, 512, 512)
@@ -119,8 +122,15 @@ async def rig(
     env: dict[str, str] | None = None,
     start: bool = True,
     client_options: dict[str, Any] | None = None,
+    coordinated: bool | None = None,
+    holds_budget: bool = True,
     **tracker_options: Any,
 ) -> AsyncIterator[Rig]:
+    """The tracker as bot.py builds it; on PostgreSQL (or ``coordinated``) as one of several
+    processes: an owner id of its own, LISTEN/NOTIFY signals, the budget as an advisory lock
+    (``core.app.coordination``), so that several rigs on one database are several processes.
+    Started, the rig is yielded once its budget is held (its first calls then go out at once, as
+    a test with a one-second deadline needs), unless ``holds_budget`` is False (a second rig)."""
     async with aiohttp.ClientSession() as session:
         own_wan = wan is None
         wan = wan or FakeWanServer(api_key=API_KEY, task_seconds=0.2)
@@ -131,11 +141,18 @@ async def rig(
         if store_cm is not None:
             store = await store_cm.__aenter__()
         assert store is not None
+        if coordinated is None:
+            coordinated = store.is_postgres
+        signals, budget = coordination(store) if coordinated else (None, None)
+        if coordinated:
+            tracker_options.setdefault("owner", owner_id(True))
         client = WanClient(
             session,
             base_url=wan.base_url,
             api_key=API_KEY,
-            limiter=RateLimiter(200, 50),
+            limiter=RateLimiter(
+                config.max_rps, config.burst, admit=None if budget is None else budget.admit
+            ),
             retry=RetrySettings(max_attempts=3, base_delay=0.01, max_delay=0.05),
             **(client_options or {}),
         )
@@ -148,7 +165,14 @@ async def rig(
 
         tracker_options.setdefault("webhook_url", webhook_url)
         tracker = Tracker(
-            store, client, session, webhooks=webhooks, config=config, **tracker_options
+            store,
+            client,
+            session,
+            webhooks=webhooks,
+            config=config,
+            signals=signals,
+            budget=budget,
+            **tracker_options,
         )
         events = RecordingEvents()
         tracker.set_events(events)
@@ -157,7 +181,12 @@ async def rig(
         try:
             if start:
                 await tracker.start()
-            yield Rig(wan, store, tracker, service, events, session)
+                if holds_budget:
+                    await until(lambda: tracker.budget.held)
+            earlier = WanClient(
+                session, base_url=wan.base_url, api_key=API_KEY, limiter=RateLimiter(200, 50)
+            )
+            yield Rig(wan, store, tracker, service, events, session, earlier)
         finally:
             await tracker.stop()
             if store_cm is not None:

@@ -42,21 +42,27 @@ _claimable = text(CLAIMABLE)  # the partial indexes' own condition, word for wor
 
 class LeaseQueries(Queries):
     async def claim_jobs(
-        self, owner: str, states: Collection[JobState], now: float, ttl: float, limit: int
+        self,
+        owner: str,
+        states: Collection[JobState],
+        now: float,
+        ttl: float,
+        limit: int,
+        *,
+        include_own: bool = True,
     ) -> list[Lease]:
         """Lease up to ``limit`` jobs in ``states`` to ``owner`` until ``now + ttl``.
 
-        Takes jobs whose lease is free, expired (``lease_until < now``) or already ``owner``'s;
-        the fence goes up by one when the job changes hands, and stays when it was ours.
-        Returns the leases taken, oldest job first.
+        Takes jobs whose lease is free, expired (``lease_until < now``) or already ``owner``'s
+        (``include_own=False``: not those, so that a claimant holding thousands never re-takes
+        them and never fills ``limit`` with them); the fence goes up by one when the job changes
+        hands, and stays when it was ours. Returns the leases taken, oldest job first.
         """
         if not states or limit <= 0:
             return []
-        free = (
-            jobs.c.lease_owner.is_(None)
-            | (jobs.c.lease_until < now)
-            | (jobs.c.lease_owner == owner)
-        )
+        free = jobs.c.lease_owner.is_(None) | (jobs.c.lease_until < now)
+        if include_own:
+            free = free | (jobs.c.lease_owner == owner)
         chosen = (
             select(jobs.c.id)
             .where(_claimable, jobs.c.state.in_(sorted(state.value for state in states)), free)
@@ -81,6 +87,18 @@ class LeaseQueries(Queries):
             rows = (await conn.execute(statement)).all()
         rows = sorted(rows, key=lambda row: (row.created_at, row.id))
         return [Lease(row.id, JobState(row.state), int(row.lease_fence)) for row in rows]
+
+    async def held_leases(self, owner: str) -> list[Lease]:
+        """Every lease ``owner`` holds on a job with work left, oldest job first (one read, by
+        index): what a restarted "local" takes back at once, and the fences of leases that
+        nothing in the process acts on any more."""
+        rows = await self._db.fetchall(
+            select(jobs.c.id, jobs.c.state, jobs.c.lease_fence)
+            .where(jobs.c.lease_owner == bindparam("owner"), _claimable)
+            .order_by(jobs.c.created_at, jobs.c.id),
+            {"owner": owner},
+        )
+        return [Lease(row[0], JobState(row[1]), int(row[2])) for row in rows]
 
     async def renew_leases(self, owner: str, now: float, ttl: float) -> set[str]:
         """Extend every lease ``owner`` still holds on a job with work left, in one statement;

@@ -179,3 +179,36 @@ async def test_the_lease_columns_do_not_leak_into_jobs(store: Store) -> None:
 async def test_a_claim_of_nothing_takes_nothing(store: Store, limit: int) -> None:
     await accept(store, 1)
     assert await store.claim_jobs("a", UNFINISHED, NOW, TTL, limit) == []
+
+
+async def test_a_claim_without_its_own_leases_reaches_the_free_jobs_past_them(
+    store: Store,
+) -> None:
+    ids = await accept(store, 4)
+    held = await store.claim_jobs("a", [JobState.RESERVED], NOW, TTL, limit=3)
+    # With its own: the three it holds fill the limit again, and the fourth never comes.
+    again = await store.claim_jobs("a", [JobState.RESERVED], NOW, TTL, limit=3)
+    assert [lease.job_id for lease in again] == ids[:3]
+    fresh = await store.claim_jobs("a", [JobState.RESERVED], NOW, TTL, 3, include_own=False)
+    assert fresh == [Lease(ids[3], JobState.RESERVED, 1)]
+    # Its own expired lease nobody took is taken again, the fence kept (it never left "a").
+    late = await store.claim_jobs(
+        "a", [JobState.RESERVED], NOW + TTL + 1, TTL, 9, include_own=False
+    )
+    assert late == [*held, *fresh]
+
+
+async def test_held_leases_list_an_owners_jobs_with_work_left_and_their_fences(
+    store: Store,
+) -> None:
+    ids = await accept(store, 3)
+    await store.claim_jobs("a", [JobState.RESERVED], NOW, TTL, limit=3)
+    await store.release_lease(ids[1], "a", 1)
+    await store.claim_jobs("a", [JobState.RESERVED], NOW, TTL, limit=3)  # ids[1] again: fence 2
+    await store.transition(ids[2], JobState.CANCELLED, NOW)
+    await store.mark_user_notified(ids[2], NOW)  # ended and told: no work left
+    assert await store.held_leases("a") == [
+        Lease(ids[0], JobState.RESERVED, 1),
+        Lease(ids[1], JobState.RESERVED, 2),
+    ]
+    assert await store.held_leases("b") == []
