@@ -48,7 +48,7 @@ import pytest
 from core.config import Settings
 from tests.e2e.harness import ACCEPTED, WAIT, BotProcess, Options, World, png
 from tests.fakes.discord import FakeGuild, FakeUser
-from tests.fakes.wan_server import RecordedRequest
+from tests.fakes.wan_server import API_PATH, RecordedRequest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -87,6 +87,7 @@ def world_options() -> Options:
         guilds=GUILDS,
         postgres=True,
         http=True,
+        wan_process=True,  # its request times are not held up by this test's event loop
         env={"SHARD_COUNT": str(SHARDS), "SHARD_IDS": "0"},
     )
 
@@ -453,12 +454,16 @@ async def figures(world: World, run: Chaos) -> Figures:
     def owes(job_id: str) -> int:
         return int(jobs[job_id]["cost_seconds"]) if job_id in delivered else 0
 
+    assert world.wan_process is not None
+    requests = await world.wan_process.requests()
+    made = await world.wan_process.tasks()
+    sent = [r for r in requests if r.method == "POST" and r.path == API_PATH]
     number_of = {asked.prompt: asked.number for asked in run.asked.values()}
     creates = Counter(
         number_of.get(str(r.json.get("prompt")) if isinstance(r.json, dict) else "", -1)
-        for r in world.wan.creates
+        for r in sent
     )
-    tasks = Counter(number_of.get(str(t.body.get("prompt")), -1) for t in world.wan.tasks.values())
+    tasks = Counter(number_of.get(str(t["body"].get("prompt")), -1) for t in made)
     matched = [n for n in creates.elements() if n >= 0]
     return Figures(
         jobs=len(set(run.asked) | set(jobs)),
@@ -479,13 +484,13 @@ async def figures(world: World, run: Chaos) -> Figures:
             for j in jobs
             if kinds[j]["reserve"] != 1 or sum(s for _, s in ledger.get(j, [])) != owes(j)
         ],
-        creates=len(world.wan.creates),
-        tasks=len(world.wan.tasks),
+        creates=len(sent),
+        tasks=len(made),
         most_creates=max(Counter(matched).values(), default=0),
         most_tasks=max((n for k, n in tasks.items() if k >= 0), default=0),
         unmatched_creates=creates[-1] + tasks[-1],
-        requests=len(world.wan.requests),
-        busiest=busiest_second(world.wan.requests),
+        requests=len(requests),
+        busiest=busiest_second(requests),
         leases=[s for kill in run.kills for s in kill.leases.values()],
         budget=[k.budget_takeover for k in run.kills if k.budget_takeover is not None],
     )
