@@ -10,6 +10,9 @@ and one fresh PostgreSQL database (``DATABASE_URL`` for every process); ``add_bo
 more ``python bot.py`` processes (say ``SHARD_IDS``), each with its own log, started with
 ``start`` (which waits for its shards), stopped with ``stop`` or ``crash``; ``sync_commands``
 runs ``python bot.py --sync`` so every server has the commands, not only ``DEV_GUILD_ID``.
+``query`` reads the database of either engine with one copy of the SQL; with ``Options(http=True)``
+every process serves ``/healthz`` and ``/metrics`` on a port of its own (``metrics`` reads them);
+with ``Options(wan_process=True)`` the fake API runs in a process of its own (``wan_process``).
 
 The event loop must be running for the fakes to answer, so every wait here is an ``await``
 (the bot's shutdown included: ``proc.wait`` runs in a thread).
@@ -27,15 +30,20 @@ import struct
 import subprocess
 import sys
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
 from core.config import SETTING_NAMES, parse_shard_ids
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, MessageFlag, shard_of
-from tests.fakes.wan_server import FakeWanServer, fake_mp4_chunks
+from tests.fakes.wan_server import FakeWanServer, RecordedRequest, fake_mp4_chunks
 from tests.postgres import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,6 +137,7 @@ class BotProcess:
     log_path: Path
     args: tuple[str, ...] = ()  # e.g. ("--sync",)
     proc: subprocess.Popen[bytes] | None = None
+    stopping: bool = False  # signalled (or told to exit) by the harness: its exit is expected
     _log: IO[bytes] | None = None
 
     @property
@@ -141,9 +150,21 @@ class BotProcess:
         total, ids = int(count), self.env.get("SHARD_IDS", "").strip()
         return frozenset((i, total) for i in (parse_shard_ids(ids) if ids else range(total)))
 
+    @property
+    def http_port(self) -> int | None:
+        """The port of its ``/healthz`` and ``/metrics`` (None: its HTTP server is off)."""
+        port = int(self.env.get("WEBHOOK_PORT") or 0)
+        return port or None
+
+    @property
+    def pid(self) -> int | None:
+        """The running process's id (None when it is not running)."""
+        return self.proc.pid if self.proc is not None else None
+
     def spawn(self) -> None:
         if self.proc is not None:
             raise RuntimeError("the bot is already running")
+        self.stopping = False
         self._log = self.log_path.open("ab")
         self._log.write(b"\n===== bot starting =====\n")
         self._log.flush()
@@ -176,12 +197,14 @@ class BotProcess:
     async def terminate(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM, then wait for the exit code (the fakes keep serving meanwhile)."""
         assert self.proc is not None
+        self.stopping = True
         self.proc.send_signal(signal.SIGTERM)
         return await self._reap(timeout)
 
     async def kill(self) -> int:
         """SIGKILL: a crash, with no chance to clean up."""
         assert self.proc is not None
+        self.stopping = True
         self.proc.kill()
         return await self._reap(STOP_TIMEOUT)
 
@@ -214,6 +237,13 @@ class Options:
     max_concurrency: int = 1
     guilds: int = 1  # servers the bot is in, spread over the shards in turn
     postgres: bool = False  # every bot process on one fresh PostgreSQL database (DATABASE_URL)
+    # Every bot process serves /healthz and /metrics on a port of its own (webhook mode does
+    # anyway): WEBHOOK_PORT set, with no public URL, so tasks are still polled.
+    http: bool = False
+    # The fake API as a process of its own (``World.wan_process``; ``World.wan`` stays unused):
+    # the times it records are then not held up by this test's busy event loop, so the rates
+    # measured from them are what an API would count.
+    wan_process: bool = False
 
 
 class World:
@@ -235,6 +265,7 @@ class World:
             webhook_secret=options.webhook_secret,
             media_bytes=options.media_bytes,
         )
+        self.wan_process: WanProcess | None = None  # Options.wan_process
         self.db_path = directory / "bot.sqlite3"
         self.log_path = directory / "bot.log"
         self.http_port: int | None = None
@@ -243,12 +274,19 @@ class World:
         self.processes: list[BotProcess] = []  # the first is ``bot``; ``add_bot`` adds more
         self._resources = AsyncExitStack()
         self._users = 0
+        self._engine: AsyncEngine | None = None  # ``query``'s, made on first use
+        self._http: aiohttp.ClientSession | None = None  # ``metrics``', made on first use
 
     # ------------------------------------------------------------------ lifecycle
 
     async def open(self) -> None:
         await self.discord.start()
-        await self.wan.start()
+        if self.options.wan_process:
+            self.wan_process = WanProcess(self.directory / "fake-wan.log", self.options)
+            self._resources.push_async_callback(self.wan_process.close)
+            await self.wan_process.start()
+        else:
+            await self.wan.start()
         if self.options.postgres:
             self.database_url = await self._resources.enter_async_context(fresh_database())
         self.bot = BotProcess(self.environment(), self.log_path)
@@ -261,6 +299,10 @@ class World:
                     await process.kill()
         finally:
             try:
+                if self._http is not None:
+                    await self._http.close()
+                if self._engine is not None:
+                    await self._engine.dispose()
                 await self.wan.close()
                 await self.discord.close()
             finally:
@@ -268,15 +310,16 @@ class World:
 
     def add_bot(self, env: Mapping[str, str], *, name: str) -> BotProcess:
         """Another ``python bot.py`` beside the first: the same settings with ``env`` on top
-        (``SHARD_IDS``...), its own log (``bot-<name>.log``) and, in webhook mode, its own
-        port. In SQLite mode give it its own ``DATABASE_PATH``: a SQLite file is one process's."""
-        port = free_port() if self.options.webhook_secret is not None else None
+        (``SHARD_IDS``...), its own log (``bot-<name>.log``) and, in webhook mode or with
+        ``Options.http``, its own port. In SQLite mode give it its own ``DATABASE_PATH``: a
+        SQLite file is one process's."""
+        webhooks = self.options.webhook_secret is not None
+        port = free_port() if webhooks or self.options.http else None
         extra = dict(env)
         if port is not None:
-            extra |= {
-                "WEBHOOK_PORT": str(port),
-                "WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            }
+            extra["WEBHOOK_PORT"] = str(port)
+        if port is not None and webhooks:
+            extra["WEBHOOK_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
         process = BotProcess(self.environment() | extra, self.directory / f"bot-{name}.log")
         self.processes.append(process)
         return process
@@ -295,7 +338,7 @@ class World:
             "PYTHONUNBUFFERED": "1",
             "DISCORD_TOKEN": self.discord.token,
             "FREEPIK_API_KEY": WAN_API_KEY,
-            "WAN_API_BASE": self.wan.base_url,
+            "WAN_API_BASE": self.wan_base_url,
             "DISCORD_API_BASE": self.discord.api_base,
             "DATABASE_PATH": str(self.db_path),
             "DEV_GUILD_ID": str(self.discord.guild_id),
@@ -315,10 +358,20 @@ class World:
                 "WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{self.http_port}",
                 "WEBHOOK_SECRET": self.options.webhook_secret,
             }
+        elif self.options.http:
+            if self.http_port is None:
+                self.http_port = free_port()
+            env["WEBHOOK_PORT"] = str(self.http_port)
         if self.database_url is not None:
             env["DATABASE_URL"] = self.database_url
         env |= self.options.env
         return env
+
+    @property
+    def wan_base_url(self) -> str:
+        if self.wan_process is not None:
+            return self.wan_process.base_url
+        return self.wan.base_url
 
     @property
     def process(self) -> BotProcess:
@@ -393,14 +446,30 @@ class World:
         self, predicate: Callable[[], T | None], timeout: float = WAIT, what: str = "condition"
     ) -> T:
         """Re-check ``predicate`` until it is truthy; fail early if the bot process died."""
+
+        async def check() -> T | None:
+            return predicate()
+
+        return await self.until_async(check, timeout, what)
+
+    async def until_async(
+        self,
+        predicate: Callable[[], Awaitable[T | None]],
+        timeout: float = WAIT,
+        what: str = "condition",
+        *,
+        every: float = 0.02,
+    ) -> T:
+        """``until`` with a predicate that awaits (a ``query``, a ``metrics`` scrape), re-checked
+        ``every`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            value = predicate()
+            value = await predicate()
             if value:
                 return value
-            for bot in self.processes:  # killed through the harness: proc is None
-                if bot.proc is not None and bot.proc.poll() is not None:
+            for bot in self.processes:  # stopped through the harness: expected (or proc is None)
+                if bot.proc is not None and not bot.stopping and bot.proc.poll() is not None:
                     name = bot.log_path.name
                     raise AssertionError(
                         f"the bot exited ({bot.proc.returncode}, {name}) waiting for {what}"
@@ -408,7 +477,7 @@ class World:
             if loop.time() >= deadline:
                 raise TimeoutError(f"{what}: not within {timeout} s")
             # Polling: the database and the fake API have no change notifications.
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(every)
 
     # ------------------------------------------------------------------ users and files
 
@@ -495,6 +564,43 @@ class World:
         finally:
             conn.close()
 
+    async def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """Rows of a read (``:name`` parameters) from the bot's database: the SQLite file, or
+        with ``Options.postgres`` the PostgreSQL database every process shares."""
+        if self._engine is None:
+            if self.database_url is not None:
+                url = self.database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+            else:
+                url = f"sqlite+aiosqlite:///file:{self.db_path}?mode=ro&uri=true"
+            self._engine = create_async_engine(url)
+        async with self._engine.connect() as conn:
+            result = await conn.execute(text(sql), params)
+            return [dict(row) for row in result.mappings()]
+
+    async def metrics(self, process: BotProcess) -> dict[str, float]:
+        """What ``process`` serves at ``/metrics`` (``Options.http``), one value per sample,
+        keyed by name and labels as exposed (``wanbot_jobs{state="running"}``); empty when it
+        does not answer (not running, not listening yet)."""
+        port = process.http_port
+        if port is None or not process.running:
+            return {}
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
+        try:
+            async with self._http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                if resp.status != 200:
+                    return {}
+                exposition = await resp.text()
+        except (aiohttp.ClientError, TimeoutError):
+            return {}
+        samples: dict[str, float] = {}
+        for family in text_string_to_metric_families(exposition):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                key = f"{sample.name}{{{labels}}}" if labels else sample.name
+                samples[key] = sample.value
+        return samples
+
     def job(self, job_id: str) -> sqlite3.Row:
         found = self.rows("SELECT * FROM jobs WHERE id = ?", job_id)
         assert found, f"no job {job_id} in the database"
@@ -553,6 +659,74 @@ class World:
             for task in self.wan.tasks.values()
             if prompt_part in str(task.body.get("prompt"))
         ]
+
+
+class WanProcess:
+    """The fake API as ``python -m tests.fakes.wan_server`` (``Options.wan_process``), with
+    what it recorded read back over its ``/_fake`` endpoints."""
+
+    def __init__(self, log_path: Path, options: Options) -> None:
+        self.log_path = log_path
+        self.options = options
+        self.base_url = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._spawn()
+        assert self._proc is not None and self._proc.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(self._proc.stdout.readline), START_TIMEOUT)
+        self.base_url = line.decode().strip()
+        if not self.base_url.startswith("http://"):
+            raise RuntimeError(f"the fake API did not start: {self.log_path.read_text()[-2000:]}")
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+
+    def _spawn(self) -> None:
+        args = ["--port", "0", "--api-key", WAN_API_KEY, "--media-bytes"]
+        args.append(str(self.options.media_bytes))
+        if self.options.task_seconds is None:
+            args.append("--manual")
+        else:
+            args += ["--task-seconds", str(self.options.task_seconds)]
+        if self.options.webhook_secret is not None:
+            args += ["--webhook-secret", self.options.webhook_secret]
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.fakes.wan_server", *args],
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+
+    async def _get(self, path: str) -> Any:
+        assert self._http is not None
+        async with self._http.get(self.base_url + path) as resp:
+            resp.raise_for_status()
+            return await resp.json()
+
+    async def requests(self) -> list[RecordedRequest]:
+        """Every API request it received, as the in-process fake records them."""
+        data = await self._get("/_fake/requests")
+        return [
+            RecordedRequest(**(item | {"body": str(item["body"]).encode()}))
+            for item in data["requests"]
+        ]
+
+    async def tasks(self) -> list[dict[str, Any]]:
+        """Every task it made (``task_id``, ``status``, ``body``...)."""
+        return list((await self._get("/_fake/tasks"))["tasks"])
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                await asyncio.to_thread(self._proc.wait, STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                await asyncio.to_thread(self._proc.wait)
 
 
 def free_port() -> int:

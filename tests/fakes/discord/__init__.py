@@ -18,7 +18,8 @@ call is in ``calls``; unknown endpoints land in ``unhandled`` (404), handler cra
 ``server_errors`` (500), requests the client gave up on while sending them in ``dropped``, and a
 request the client cut off later (a killed bot) is answered 499.
 Faults are queued with ``rate_limit_next``, ``fail_next``, ``forbid_thread_creation``,
-``refuse_thread_creation_at_limit`` and ``fail_uploads``; the upload limit follows the guild's
+``refuse_thread_creation_at_limit``, ``fail_uploads`` and ``hold_uploads`` (an upload waits,
+posted or not, until the test releases it); the upload limit follows the guild's
 boost tier. Threads can be archived or locked (``archive_thread``) and
 deleted (``delete_thread``); members can close their DMs to the bot (``close_dms``).
 Time-based rules (3 s to answer an interaction, 15 min token life, URL expiry, nonce window) use a
@@ -47,7 +48,7 @@ from aiohttp import web
 
 from tests.fakes.discord.cdn import Cdn, image_size
 from tests.fakes.discord.commands import Commands
-from tests.fakes.discord.faults import Faults
+from tests.fakes.discord.faults import Faults, UploadHold
 from tests.fakes.discord.gateway import Gateway, Identify
 from tests.fakes.discord.guild import Guild
 from tests.fakes.discord.interactions import Interactions
@@ -91,6 +92,7 @@ __all__ = [
     "RecordedCall",
     "ResponseKind",
     "ResponseListener",
+    "UploadHold",
     "UploadedFile",
     "image_size",
     "iter_components",
@@ -214,6 +216,7 @@ class FakeDiscord:
         self.forbid_thread_creation = self._faults.forbid_thread_creation
         self.refuse_thread_creation_at_limit = self._faults.refuse_thread_creation_at_limit
         self.fail_uploads = self._faults.fail_uploads
+        self.hold_uploads = self._faults.hold_uploads
         self.clear_faults = self._faults.clear
         self.drop_gateway = self._gateway.drop
         self.request_reconnect = self._gateway.request_reconnect

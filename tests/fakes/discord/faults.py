@@ -1,10 +1,13 @@
 """Injected REST faults: the next calls to a route (or the next uploads) answer a real-looking
-429, an error JSON, or one of Discord's thread refusals instead of their handler."""
+429, an error JSON, or one of Discord's thread refusals instead of their handler; or an upload is
+held (``hold_uploads``) until the test lets it go, so a bot can be killed in the middle of it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -20,14 +23,63 @@ _THREAD_CREATIONS = frozenset(
 
 
 @dataclass
+class UploadHold:
+    """Uploads caught by :meth:`Faults.hold_uploads`, each kept waiting until :meth:`release`.
+
+    ``posted=True``: the upload is handled first (the message exists), only its answer waits, as
+    when a bot dies between Discord's posting and its own record of it. ``posted=False``: the
+    upload waits unhandled and, once released, is refused (503) without a message, as a request
+    that died with its client. ``bodies`` has the JSON (``payload_json``) of each caught upload.
+    """
+
+    posted: bool
+    content: str | None  # only uploads whose message content contains this
+    bodies: list[Any] = field(default_factory=list)
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def caught(self) -> int:
+        return len(self.bodies)
+
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
+    def release(self) -> None:
+        """Let every caught upload (and any later one this hold catches) be answered."""
+        self._released.set()
+
+    def wants(self, body: Any) -> bool:
+        if self.content is None:
+            return True
+        return isinstance(body, dict) and self.content in str(body.get("content") or "")
+
+    async def answer(
+        self, body: Any, handle: Callable[[], Awaitable[web.Response]]
+    ) -> web.Response:
+        self.bodies.append(body)
+        if self.posted:
+            response = await handle()
+            await self._released.wait()
+            return response
+        await self._released.wait()
+        return json_response(503, error_body(0, "503: upload cut off (held, then dropped)"))
+
+
+@dataclass
 class Fault:
     routes: frozenset[tuple[str, str]] | None  # (METHOD, shape or path); None: every route
     uploads_only: bool
     remaining: int
     respond: Callable[[str], web.Response]  # given the route's shape
+    hold: UploadHold | None = None  # set: the upload waits for the hold (respond is unused)
 
-    def matches(self, method: str, route: str, path: str, has_files: bool) -> bool:
+    def matches(
+        self, method: str, route: str, path: str, has_files: bool, body: Any = None
+    ) -> bool:
         if self.uploads_only and not has_files:
+            return False
+        if self.hold is not None and not self.hold.wants(body):
             return False
         if self.routes is None:
             return True
@@ -112,13 +164,28 @@ class Faults:
         body = error_body(0, f"{status}: upload failed (injected)")
         self._queue.append(Fault(None, True, times, lambda _: json_response(status, body)))
 
+    def hold_uploads(
+        self, *, times: int = 1, posted: bool = False, content: str | None = None
+    ) -> UploadHold:
+        """Hold the next ``times`` requests carrying files (whose message content contains
+        ``content``, when given) until the returned hold is released; see :class:`UploadHold`."""
+        hold = UploadHold(posted=posted, content=content)
+        refuse = json_response(503, error_body(0, "503: held upload"))
+        self._queue.append(Fault(None, True, times, lambda _: refuse, hold=hold))
+        return hold
+
     def clear(self) -> None:
+        for fault in self._queue:
+            if fault.hold is not None:
+                fault.hold.release()
         self._queue.clear()
 
-    def take(self, method: str, route: str, path: str, has_files: bool) -> Fault | None:
+    def take(
+        self, method: str, route: str, path: str, has_files: bool, body: Any = None
+    ) -> Fault | None:
         """The fault for this call, if one is queued (counting it as used once)."""
         for fault in self._queue:
-            if fault.remaining > 0 and fault.matches(method, route, path, has_files):
+            if fault.remaining > 0 and fault.matches(method, route, path, has_files, body):
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self._queue.remove(fault)

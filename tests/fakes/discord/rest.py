@@ -207,9 +207,14 @@ class Rest:
         route_shape = shape(template)
         if not route_shape.startswith(_TOKEN_ROUTES) and not call.authorized:
             return error_response(401, 0, "401: Unauthorized")
-        fault = self.faults.take(call.method, template, call.path, bool(ctx.files))
+        fault = self.faults.take(call.method, template, call.path, bool(ctx.files), ctx.body)
+        if fault is not None and fault.hold is not None:
+            return await fault.hold.answer(ctx.body, lambda: self._handle(ctx, handler))
         if fault is not None:
             return fault.respond(route_shape)
+        return await self._handle(ctx, handler)
+
+    async def _handle(self, ctx: Ctx, handler: Handler) -> web.Response:
         if any(len(part.data) > self.state.upload_limit for part in ctx.files):
             return error_response(413, 40005, "Request entity too large")
         return await handler(ctx)
