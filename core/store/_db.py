@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Executable, Row, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from core.store._migrate import migrate
@@ -192,13 +193,29 @@ class Queries:
 # ----------------------------------------------------------------- the two engines
 
 
+WAL_ATTEMPTS = 50  # x 0.1 s: another process switching a new file to WAL at the same moment
+
+
+async def _wal(writer: AsyncConnection) -> None:
+    """Put the file in WAL mode. Switching needs the file to itself, and SQLite answers "locked"
+    at once (no busy wait) while another process opening the same new file does the same."""
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            await outside_transaction(writer, "PRAGMA journal_mode = WAL")
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.1)  # the other opener holds it for a moment only
+
+
 @asynccontextmanager
 async def _sqlite(path: Path) -> AsyncIterator[Database]:
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = sqlite_engine(path)
     try:
         async with engine.connect() as writer:
-            await outside_transaction(writer, "PRAGMA journal_mode = WAL")
+            await _wal(writer)
             await migrate(writer)
             async with engine.connect() as reader:
                 await reader.execution_options(**{BEGIN_OPTION: ""})
