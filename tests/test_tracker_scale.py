@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from core.jobs import Job, JobState
+from core.references import Attachment, GenerationOptions, ReferenceInput, build_request
 from core.store import Store
 from core.tracker import VideoSource
+from core.wan import Task, TaskStatus
+from core.webhook_tokens import webhook_url_source
 from tests.coordination import wait_for
 from tests.fakes.wan_server import FakeWanServer
 from tests.postgres import fresh_database
-from tests.tracker_rig import API_KEY, FAST, RecordingEvents, Rig, rig
+from tests.tracker_rig import API_KEY, FAST, WHO, RecordingEvents, Rig, rig
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {"QUOTA_MAX_CONCURRENT": "100", "QUOTA_DAILY_SECONDS": "9999"}
@@ -82,9 +85,12 @@ async def process(
     store = await stack.enter_async_context(Store.open(url))
     (tmp_path / name).mkdir()
     options.setdefault("config", BUDGET)
-    return await stack.enter_async_context(
-        rig(tmp_path / name, wan=wan, store=store, env=ENV, **options)
-    )
+    options.setdefault("env", ENV)
+    return await stack.enter_async_context(rig(tmp_path / name, wan=wan, store=store, **options))
+
+
+def reads(wan: FakeWanServer) -> int:
+    return sum(1 for request in wan.requests if request.method == "GET")
 
 
 async def test_two_trackers_create_and_deliver_every_job_once_within_one_budget(
@@ -189,6 +195,14 @@ async def test_a_killed_trackers_jobs_are_taken_over_once_their_leases_expire(
         assert jobs_taken <= lease + 5.0  # the lease expiry, and a claim round or few
 
 
+async def accept_720p(r: Rig) -> Job:
+    image = Attachment("https://cdn.example/a.png", "a.png", "image/png", 10_000, 512, 512)
+    options = GenerationOptions(resolution="720P")
+    return await r.service.accept(
+        WHO, build_request("Image 1 waves", [ReferenceInput(1, image)], options)
+    )
+
+
 class Gated(RecordingEvents):
     """Deliveries that wait for the test to let them finish."""
 
@@ -242,3 +256,49 @@ async def test_a_tracker_whose_lease_was_taken_over_changes_nothing(tmp_path: Pa
         final = await other.store.get_job(job.id)
         assert final.delivered_message_id == 1000 + other_events.deliveries
         assert await commits(other.store, [job]) == {job.id: 1}
+
+
+async def test_a_webhook_another_process_receives_makes_the_owner_read_at_once(
+    tmp_path: Path,
+) -> None:
+    wan = FakeWanServer(api_key=API_KEY, task_seconds=None)
+    # Webhooks on, and no fallback read for ten minutes: only the webhook can move the job.
+    hooks = {**ENV, "WEBHOOK_PUBLIC_URL": "http://127.0.0.1:9", "WEBHOOK_PORT": "8080"}
+    config = dataclasses.replace(BUDGET, webhook_poll_interval=600.0)
+    async with wan, network(tmp_path, wan) as (url, stack):
+        owner = await process(
+            stack, url, tmp_path, wan, "a", webhooks=True, config=config, env=hooks
+        )
+        other = await process(
+            stack,
+            url,
+            tmp_path,
+            wan,
+            "b",
+            webhooks=True,
+            config=config,
+            env=hooks,
+            holds_budget=False,
+        )
+        # Of another resolution: what the first completion teaches does not re-plan its reads.
+        signalled, swept = await owner.accept(), await accept_720p(owner)
+        await all_in(owner.store, [signalled, swept], JobState.SUBMITTED, timeout=10)
+        source = webhook_url_source(owner.service.settings)
+        assert source is not None
+        task_of = {task.webhook_url: task.task_id for task in wan.tasks.values()}
+        hook_url = {job.id: source(job) for job in (signalled, swept)}
+        before = reads(wan)
+
+        # Received by the process that does not hold the job: recorded, and the owner woken.
+        task_id = task_of[hook_url[signalled.id]]
+        wan.complete(task_id)
+        token = str(hook_url[signalled.id]).rsplit("/", 1)[1]
+        assert await other.tracker.on_webhook(token, Task(task_id, TaskStatus.COMPLETED), False)
+        await all_in(owner.store, [signalled], JobState.DELIVERED, timeout=10)
+        assert reads(wan) == before + 1  # the owner read that task, once
+
+        # Recorded with no signal (one lost, say): the owner's sweep finds it.
+        wan.complete(task_of[hook_url[swept.id]])
+        await owner.store.note_webhook(swept.id, time.time())
+        await all_in(owner.store, [swept], JobState.DELIVERED, timeout=15)
+        assert reads(wan) == before + 2
