@@ -135,12 +135,16 @@ class Kill:
             else "budget not held"
         )
         job = f" of job {self.delivery_job}" if self.delivery_job else ""
-        taken = max(self.leases.values(), default=0.0)
-        late = max((s - self.lease_expiry[j] for j, s in self.leases.items()), default=0.0)
+        leases = "it held no job's lease"
+        if self.leases:
+            taken = max(self.leases.values())
+            late = max(s - self.lease_expiry[j] for j, s in self.leases.items())
+            leases = (
+                f"{len(self.leases)} leased jobs taken over within {taken:.2f} s"
+                f" (at most {late:.2f} s after their leases expired)"
+            )
         return (
-            f"chaos: round {self.round}: killed {self.victim}, {self.why}{job};"
-            f" {len(self.leases)} leased jobs taken over within {taken:.2f} s"
-            f" (at most {late:.2f} s after their leases expired); {budget}"
+            f"chaos: round {self.round}: killed {self.victim}, {self.why}{job}; {leases}; {budget}"
         )
 
 
