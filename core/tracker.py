@@ -246,7 +246,7 @@ class Tracker:
         """How many completed jobs to claim: what the delivery slots start soon, no more, so
         that the other processes deliver their share."""
         pool = self._delivery_pool
-        return max(2 * pool.capacity - pool.busy - len(self._ready), 0)
+        return max(4 * pool.capacity - pool.busy - len(self._ready), 0)
 
     def fence(self, job_id: str) -> int:
         return self.claims.fence(job_id)
@@ -259,7 +259,8 @@ class Tracker:
             if job_id in self.claims:
                 self.webhooks.waiting(job_id)
         else:  # a job to claim: new (the budget holder's), or to deliver (anyone's)
-            self.claims.wake()
+            new = event is SignalEvent.NEW
+            self.claims.wake(api=new, others=not new)
 
     def _budget_moved(self, held: bool) -> None:
         self._scheduler.wake()
@@ -276,7 +277,7 @@ class Tracker:
 
     def enqueue(self, job: Job) -> None:
         """A freshly accepted job: whoever holds the API budget claims it and submits it."""
-        self.claims.wake()
+        self.claims.wake(others=False)
         spawn(self.signals.notify(SignalEvent.NEW, job.id), name="notify-new", tasks=self._tasks)
 
     def wake(self, job_id: str) -> None:
@@ -375,8 +376,9 @@ class Tracker:
         """What an action's end calls for: an API job handed over, a wake-up it missed."""
         rewake = job_id in self._rewake
         self._rewake.discard(job_id)
-        if action is Action.DELIVER:
-            self.claims.wake()  # a delivery slot is free: claim another
+        room = self.delivery_room() >= 2 * self._delivery_pool.capacity
+        if action is Action.DELIVER and room and self.claims.others_waiting:
+            self.claims.wake(api=False)  # more wait, and room for a batch of them: claim it
         if job_id in self.claims.api and not self.budget.held:
             self.claims.release_later([job_id])  # the new budget holder takes it from here
             self._forget(job_id)
