@@ -86,11 +86,15 @@ class Claims:
         self._on_count = on_count  # told how many leases are held after every round (metrics)
         self._fences: dict[str, int] = {}  # job id → the fence it was claimed with
         self._releasing: dict[str, int] = {}  # leases to give back, with their fences
+        self._giving_back: set[str] = set()  # leases being released now
         self.api: set[str] = set()  # the leased jobs in API phases
         self._wakeup = asyncio.Event()
         self._renewed_at = clock()  # the last renewal that worked
         self._renew_due = 0.0
         self._sweep_due = 0.0
+        self._api_due = 0.0  # when jobs for the API are claimed next (0: at once)
+        self._others_due = 0.0
+        self.others_waiting = False  # the last claim of deliveries filled the room: more wait
 
     def __len__(self) -> int:
         return len(self._fences)
@@ -108,8 +112,15 @@ class Claims:
     def fence_if_held(self, job_id: str) -> int | None:
         return self._fences.get(job_id)
 
-    def wake(self) -> None:
-        """Claim now (a job was accepted or completed, the budget changed hands)."""
+    def wake(self, *, api: bool = True, others: bool = True) -> None:
+        """Claim now: ``api``, jobs for the API if this process holds the budget (a job was
+        accepted, the budget changed hands); ``others``, jobs to deliver or tell of (a job
+        completed, delivery slots came free). Every ``claim_interval`` both are claimed anyway.
+        """
+        if api:
+            self._api_due = 0.0
+        if others:
+            self._others_due = 0.0
         self._wakeup.set()
 
     def forget(self, job_id: str) -> None:
@@ -140,16 +151,22 @@ class Claims:
                 return adopted
 
     async def _claim_round(self) -> tuple[int, bool]:
-        """One statement per kind of work; (newly adopted, some statement filled its limit)."""
-        fresh, full = 0, False
-        if self._budget.held:
-            got, filled = await self._claim(API_STATES, self._batch)
-            fresh, full = fresh + got, full or filled
+        """At most one statement per kind of work: jobs for the API when due (woken for them,
+        or every ``claim_interval``), the others while there is room; (newly adopted, more
+        for the API may wait)."""
+        fresh, more = 0, False
+        now = self._clock()
+        if self._budget.held and now >= self._api_due:
+            self._api_due = now + self._claim_interval
+            fresh, more = await self._claim(API_STATES, self._batch)
+            if more:
+                self._api_due = 0.0  # a full batch: the next round takes more
         room = self._host.delivery_room()
-        if room > 0:
-            got, filled = await self._claim(OTHER_STATES, room)
-            fresh, full = fresh + got, full or filled
-        return fresh, full
+        if room > 0 and now >= self._others_due:  # (a full one just means no more room)
+            self._others_due = now + self._claim_interval
+            got, self.others_waiting = await self._claim(OTHER_STATES, room)
+            fresh += got
+        return fresh, more
 
     async def _claim(self, states: Collection[JobState], limit: int) -> tuple[int, bool]:
         now = self._clock()
@@ -179,8 +196,11 @@ class Claims:
 
     async def release(self, job_id: str) -> None:
         """Give the lease back now (another process may claim it at once)."""
-        self.release_later([job_id])
-        await self._flush()
+        fence = self._fences.get(job_id)
+        if fence is None:
+            return
+        self.forget(job_id)
+        await self._give_back([(job_id, fence)])
 
     def release_later(self, job_ids: Collection[str]) -> None:
         """Stop acting on these jobs and give their leases back soon (the next round)."""
@@ -190,7 +210,7 @@ class Claims:
                 self.forget(job_id)
                 self._releasing[job_id] = fence
         if self._releasing:
-            self.wake()
+            self.wake(api=False, others=False)
 
     async def release_all(self) -> None:
         """Give every lease back (stopping): the other processes need not wait for expiry."""
@@ -198,20 +218,32 @@ class Claims:
         await self._flush()
 
     async def _flush(self) -> None:
-        """Release what waits to be released; what fails is tried again the next round (until
-        then it is renewed like any lease of ours, so it never expires while we wait)."""
+        """Release what waits to be released."""
         waiting = list(self._releasing.items())
-        for start in range(0, len(waiting), _RELEASE_AT_ONCE):
-            chunk = waiting[start : start + _RELEASE_AT_ONCE]
-            results = await asyncio.gather(
-                *(self.store.release_lease(job_id, self.owner, fence) for job_id, fence in chunk),
-                return_exceptions=True,
-            )
-            for (job_id, fence), result in zip(chunk, results, strict=True):
-                if isinstance(result, BaseException):
-                    log.warning("job %s: lease not released yet (%r)", job_id, result)
-                elif self._releasing.get(job_id) == fence:
-                    del self._releasing[job_id]
+        self._releasing.clear()
+        await self._give_back(waiting)
+
+    async def _give_back(self, leases: list[tuple[str, int]]) -> None:
+        """Release these leases; what fails waits for the next round (until then it is renewed
+        like any lease of ours, so it never expires while we wait)."""
+        self._giving_back.update(job_id for job_id, _fence in leases)
+        try:
+            for start in range(0, len(leases), _RELEASE_AT_ONCE):
+                chunk = leases[start : start + _RELEASE_AT_ONCE]
+                results = await asyncio.gather(
+                    *(
+                        self.store.release_lease(job_id, self.owner, fence)
+                        for job_id, fence in chunk
+                    ),
+                    return_exceptions=True,
+                )
+                for (job_id, fence), result in zip(chunk, results, strict=True):
+                    if isinstance(result, BaseException):
+                        log.warning("job %s: lease not released yet (%r)", job_id, result)
+                        if job_id not in self._fences:
+                            self._releasing.setdefault(job_id, fence)
+        finally:
+            self._giving_back.difference_update(job_id for job_id, _fence in leases)
 
     # ----------------------------------------------------------------- the loop
 
@@ -260,7 +292,7 @@ class Claims:
             self._host.drop(job_id)
         for job_id in [job_id for job_id in self._releasing if job_id not in held]:
             del self._releasing[job_id]  # gone already (finished, or taken)
-        if held - self._fences.keys() - self._releasing.keys():
+        if held - self._fences.keys() - self._releasing.keys() - self._giving_back:
             await self._release_strays()
 
     async def _release_strays(self) -> None:
@@ -268,7 +300,8 @@ class Claims:
         process while we held it, say): give them back, or nobody else could ever claim them.
         An ending not told yet is kept instead: the process that ended it is telling now."""
         for lease in await self.store.held_leases(self.owner):
-            if lease.job_id in self._fences or lease.job_id in self._releasing:
+            known = self._fences.keys() | self._releasing.keys() | self._giving_back
+            if lease.job_id in known:
                 continue
             if lease.state in API_STATES or lease.state is JobState.COMPLETED:
                 self._releasing[lease.job_id] = lease.fence

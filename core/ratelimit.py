@@ -12,7 +12,9 @@ reads, lists, retries - shares one budget. Two rules, both kept by :class:`Pace`
   counting tokens. It matters only when ``burst`` is below ``rate``.
 
 A caller is handed a slot (possibly in the future) and sleeps once; no loop polls for free tokens
-and no lock is needed, because nothing awaits between reading and updating the state.
+and no lock is needed, because nothing awaits between reading and updating the state. One that
+wakes well after its slot (the event loop was busy) takes a new slot instead of sending late: a
+burst of late wakers would otherwise go out together with the calls of the slots after theirs.
 
 When the API answers 429 with ``Retry-After``, :meth:`RateLimiter.pause_for` holds off the kind
 of call that was refused (creates, reads or lists), so that a long pause on creates does not stop
@@ -41,6 +43,9 @@ Admit = Callable[[], None]  # raises when no call may go out now
 
 ANY = "*"  # a pause for every kind of call
 WINDOW_SECONDS = 1.1  # the one-second window, with a margin for the time a request takes to go
+# A caller waking later than this after its slot takes a new one: half the window's margin, so
+# that every request goes out within the margin of its slot.
+LATE_SECONDS = (WINDOW_SECONDS - 1.0) / 2
 # Slots are sums of many 1/rate steps; float drift must not turn "now" into a 1e-13 s sleep.
 _EPSILON = 1e-9
 
@@ -145,8 +150,11 @@ class RateLimiter:
             if delay <= _EPSILON:
                 return
             await self._sleep(delay)
+            woke = self._clock()
             # A pause that arrived while we slept outranks the slot we reserved: queue again.
-            if self.paused_until(kind) <= self._clock():
+            # So does waking late (a busy event loop): sent now, this call could share a second
+            # with the calls of the slots after it. The stale slot stays counted (slow side).
+            if self.paused_until(kind) <= woke and woke - slot <= LATE_SECONDS:
                 return
 
     def pause_for(self, seconds: float, kind: str = ANY) -> None:

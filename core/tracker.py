@@ -11,11 +11,12 @@ model (``core.runtimes``) learns from every completion, re-plans the reads of ta
 when it moves, and gives status messages an ETA once it has earned one.
 
 Several processes may share one PostgreSQL database: each acts only on the jobs it holds the
-lease of (``core.claims``), every write carries the lease's fence, and only the process holding
-the API budget (``core.budget``) claims jobs that need the API; after a read finds a task done,
-its lease is given back and every process is signalled, so deliveries spread. Webhooks reach the
-job's owner wherever they arrive (``core.tracker_webhooks``). With SQLite, the same code runs
-with the owner ``"local"`` and a budget always held.
+lease of (``core.claims``; the tracker's side in ``core.tracker_leases``), every write carries
+the lease's fence, and only the process holding the API budget (``core.budget``) claims jobs
+that need the API; after a read finds a task done, its lease is given back and every process is
+signalled, so deliveries spread. Webhooks reach the job's owner wherever they arrive
+(``core.tracker_webhooks``). With SQLite, the same code runs with the owner ``"local"`` and a
+budget always held.
 
 Any unexpected exception in a job's action fails the job (refunded, the member told): a job is
 never left stuck. A create of unknown outcome is reconciled (``core.reconcile``), never repeated
@@ -47,6 +48,7 @@ from core.store._signals import LocalSignals, SignalEvent, Signals
 from core.submissions import Submissions
 from core.tracker_config import TrackerConfig, tracker_config
 from core.tracker_lanes import QUEUED_ACTIONS, Action, tracker_lanes
+from core.tracker_leases import LeaseHost
 from core.tracker_webhooks import TrackerWebhooks
 from core.wan import Task, WanClient
 
@@ -65,7 +67,7 @@ log = logging.getLogger(__name__)
 UNEXPECTED = "something went wrong on our side; you were not charged"
 
 
-class Tracker:
+class Tracker(LeaseHost):
     def __init__(
         self,
         store: Store,
@@ -218,65 +220,11 @@ class Tracker:
                 return Progress(job.created_at, None, *held)
         return Progress(job.created_at)
 
-    # ----------------------------------------------------------------- leases (core.claims)
-
-    def adopt(self, job_id: str, state: JobState, now: float) -> None:
-        """A job claimed: act on it from its state (an ended one: tell its requester)."""
-        if state in (JobState.FAILED, JobState.CANCELLED):
-            spawn(self._tell_ending(job_id, now), name="tell-ending", tasks=self._tasks)
-            return
-        if state is JobState.COMPLETED:
-            self._ready.add(job_id)
-        self._resume(job_id, state, now)
-
-    async def _tell_ending(self, job_id: str, now: float) -> None:
-        ended = await self.store.get_job(job_id)
-        # Older than the window: kept (not told, not given back) so that nobody retries it.
-        if ended is not None and ended.updated_at >= now - self.config.notify_window:
-            self._notices.send(ended)  # told before a restart? the nonce avoids a repeat
-
-    def drop(self, job_id: str) -> None:
-        """No longer ours: cancel its action under way, forget it here."""
-        action = self._actions.get(job_id)
-        if action is not None:
-            action.cancel()
-        self._forget(job_id)
-
-    def delivery_room(self) -> int:
-        """How many completed jobs to claim: what the delivery slots start soon, no more, so
-        that the other processes deliver their share."""
-        pool = self._delivery_pool
-        return max(2 * pool.capacity - pool.busy - len(self._ready), 0)
-
-    def fence(self, job_id: str) -> int:
-        return self.claims.fence(job_id)
-
-    def webhook_waiting(self, job_id: str) -> None:
-        self.webhooks.waiting(job_id)
-
-    def _signalled(self, event: SignalEvent, job_id: str) -> None:
-        if event is SignalEvent.WEBHOOK:
-            if job_id in self.claims:
-                self.webhooks.waiting(job_id)
-        else:  # a job to claim: new (the budget holder's), or to deliver (anyone's)
-            self.claims.wake()
-
-    def _budget_moved(self, held: bool) -> None:
-        self._scheduler.wake()
-        self.claims.wake()
-        if held:
-            return
-        # Another process makes the API calls now: it claims these as soon as they are free.
-        idle = [job_id for job_id in self.claims.api if job_id not in self._running]
-        self.claims.release_later(idle)
-        for job_id in idle:
-            self._forget(job_id)
-
     # ----------------------------------------------------------------- scheduling
 
     def enqueue(self, job: Job) -> None:
         """A freshly accepted job: whoever holds the API budget claims it and submits it."""
-        self.claims.wake()
+        self.claims.wake(others=False)
         spawn(self.signals.notify(SignalEvent.NEW, job.id), name="notify-new", tasks=self._tasks)
 
     def wake(self, job_id: str) -> None:
@@ -375,8 +323,9 @@ class Tracker:
         """What an action's end calls for: an API job handed over, a wake-up it missed."""
         rewake = job_id in self._rewake
         self._rewake.discard(job_id)
-        if action is Action.DELIVER:
-            self.claims.wake()  # a delivery slot is free: claim another
+        room = self.delivery_room() >= 2 * self._delivery_pool.capacity
+        if action is Action.DELIVER and room and self.claims.others_waiting:
+            self.claims.wake(api=False)  # more wait, and room for a batch of them: claim it
         if job_id in self.claims.api and not self.budget.held:
             self.claims.release_later([job_id])  # the new budget holder takes it from here
             self._forget(job_id)
@@ -469,23 +418,11 @@ class Tracker:
     async def accepted(self, job: Job, task: Task, *, listed: bool) -> None:
         await self.reads.accepted(job, task, listed=listed)
 
-    async def completed(self, job: Job) -> None:
-        """The job's task is done: its delivery goes to whichever process claims it first."""
-        await self.claims.release(job.id)
-        self._forget(job.id)
-        await self.signals.notify(SignalEvent.DELIVER, job.id)
-
     # ----------------------------------------------------------------- webhooks
 
     async def on_webhook(self, token: str, task: Task, verified: bool) -> bool:
         """The webhook receiver's handler (``core.tracker_webhooks``)."""
         return await self.webhooks.on_webhook(token, task, verified)
-
-    def holds(self, job_id: str) -> bool:
-        return job_id in self.claims
-
-    def running(self, job_id: str) -> bool:
-        return job_id in self._running
 
     async def apply_heard(self, job: Job, task: Task) -> None:
         self._running.add(job.id)

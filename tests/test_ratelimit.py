@@ -168,6 +168,19 @@ async def test_a_pause_that_arrives_during_a_wait_is_honoured() -> None:
     assert clock.now - start >= 5.0
 
 
+async def test_a_caller_that_wakes_late_takes_a_new_slot_rather_than_bunch_up() -> None:
+    clock = FakeClock()
+    bucket = limiter(clock, rate=2, burst=2)
+    # The event loop is busy when the first sleeper's slot comes: it wakes half a second late.
+    clock.on_sleep = lambda _seconds: (
+        setattr(clock, "now", clock.now + 0.5) if len(clock.sleeps) == 1 else None
+    )
+    sent = await starts_of(bucket, clock, 5)
+    # Sent at once when it woke, the late one would share a second with the two after it.
+    assert most_in_one_second(sent) <= 2
+    assert sent[2] == pytest.approx(1000.0 + WINDOW_SECONDS + 0.5)  # it went when it woke
+
+
 async def test_pauses_only_extend() -> None:
     clock = FakeClock()
     bucket = limiter(clock)

@@ -25,7 +25,7 @@ from core.store import Store
 from core.tracker import VideoSource
 from core.wan import Task, TaskStatus
 from core.webhook_tokens import webhook_url_source
-from tests.coordination import wait_for
+from tests.coordination import FakeWanProcess, fake_wan_process, wait_for
 from tests.fakes.wan_server import FakeWanServer
 from tests.postgres import fresh_database
 from tests.tracker_rig import API_KEY, FAST, WHO, RecordingEvents, Rig, rig
@@ -44,10 +44,6 @@ def most_in_one_second(times: Sequence[float]) -> int:
             first += 1
         most = max(most, last - first + 1)
     return most
-
-
-def api_times(wan: FakeWanServer) -> list[float]:
-    return [request.at for request in wan.requests]
 
 
 async def all_in(
@@ -73,20 +69,31 @@ async def commits(store: Store, jobs: Sequence[Job]) -> dict[str, int]:
 
 
 @asynccontextmanager
-async def network(tmp_path: Path, wan: FakeWanServer) -> AsyncIterator[tuple[str, AsyncExitStack]]:
+async def network(
+    tmp_path: Path, wan: FakeWanServer | FakeWanProcess
+) -> AsyncIterator[tuple[str, AsyncExitStack]]:
     """A fresh database, and a stack on which each test opens its processes."""
     async with fresh_database() as url, AsyncExitStack() as stack:
         yield url, stack
 
 
 async def process(
-    stack: AsyncExitStack, url: str, tmp_path: Path, wan: FakeWanServer, name: str, **options: Any
+    stack: AsyncExitStack,
+    url: str,
+    tmp_path: Path,
+    wan: FakeWanServer | FakeWanProcess,
+    name: str,
+    **options: Any,
 ) -> Rig:
     store = await stack.enter_async_context(Store.open(url))
     (tmp_path / name).mkdir()
     options.setdefault("config", BUDGET)
     options.setdefault("env", ENV)
-    return await stack.enter_async_context(rig(tmp_path / name, wan=wan, store=store, **options))
+    if isinstance(wan, FakeWanProcess):
+        options["wan_url"] = wan.base_url
+    else:
+        options["wan"] = wan
+    return await stack.enter_async_context(rig(tmp_path / name, store=store, **options))
 
 
 def reads(wan: FakeWanServer) -> int:
@@ -96,8 +103,11 @@ def reads(wan: FakeWanServer) -> int:
 async def test_two_trackers_create_and_deliver_every_job_once_within_one_budget(
     tmp_path: Path,
 ) -> None:
-    wan = FakeWanServer(api_key=API_KEY, task_seconds=0.6)
-    async with wan, network(tmp_path, wan) as (url, stack):
+    # The fake API in a process of its own counts arrivals on its own clock and loop.
+    async with (
+        fake_wan_process(API_KEY, "--task-seconds", "0.6") as wan,
+        network(tmp_path, wan) as (url, stack),
+    ):
         first = await process(stack, url, tmp_path, wan, "a")
         second = await process(stack, url, tmp_path, wan, "b", holds_budget=False)
         assert first.tracker.budget.held and not second.tracker.budget.held
@@ -110,12 +120,13 @@ async def test_two_trackers_create_and_deliver_every_job_once_within_one_budget(
             job.id for job in jobs
         )  # each job delivered by exactly one process
         assert first.events.deliveries + second.events.deliveries == len(jobs)
-        assert len(wan.creates) == len(jobs) and len(wan.tasks) == len(jobs)
+        assert await wan.creates() == len(jobs) and await wan.tasks() == len(jobs)
         assert await commits(first.store, jobs) == {job.id: 1 for job in jobs}
-        peak = most_in_one_second(api_times(wan))
+        arrivals = await wan.arrivals()
+        peak = most_in_one_second(arrivals)
         print(
             f"12 jobs: deliveries {len(delivered[0])} + {len(delivered[1])},"
-            f" {len(wan.requests)} API requests, at most {peak} in one second (budget 8)"
+            f" {len(arrivals)} API requests, at most {peak} in one second (budget 8)"
         )
         assert peak <= BUDGET.max_rps
 
@@ -123,8 +134,10 @@ async def test_two_trackers_create_and_deliver_every_job_once_within_one_budget(
 async def test_a_stopping_holder_hands_its_jobs_and_the_budget_over_within_the_rate(
     tmp_path: Path,
 ) -> None:
-    wan = FakeWanServer(api_key=API_KEY, task_seconds=4.0)
-    async with wan, network(tmp_path, wan) as (url, stack):
+    async with (
+        fake_wan_process(API_KEY, "--task-seconds", "4") as wan,
+        network(tmp_path, wan) as (url, stack),
+    ):
         first = await process(stack, url, tmp_path, wan, "a")
         second = await process(stack, url, tmp_path, wan, "b", holds_budget=False)
         jobs = [await first.accept() for _ in range(8)]
@@ -137,9 +150,9 @@ async def test_a_stopping_holder_hands_its_jobs_and_the_budget_over_within_the_r
         await all_in(second.store, jobs, JobState.DELIVERED, timeout=60)
 
         assert sorted(second.events.delivered) == sorted(job.id for job in jobs)
-        assert len(wan.creates) == len(jobs)
+        assert await wan.creates() == len(jobs)
         assert await commits(second.store, jobs) == {job.id: 1 for job in jobs}
-        peak = most_in_one_second(api_times(wan))
+        peak = most_in_one_second(await wan.arrivals())
         print(f"budget handed over in {took:.2f}s; at most {peak} API requests in one second")
         assert took < 2.0
         assert peak <= BUDGET.max_rps

@@ -88,7 +88,7 @@ def settings(tmp_path: Path, **env: str) -> Settings:
 
 @dataclass
 class Rig:
-    wan: FakeWanServer
+    wan: FakeWanServer | None  # None: the fake runs in a process of its own (``wan_url``)
     store: Store
     tracker: Tracker
     service: VideoService
@@ -124,6 +124,7 @@ async def rig(
     client_options: dict[str, Any] | None = None,
     coordinated: bool | None = None,
     holds_budget: bool = True,
+    wan_url: str | None = None,
     **tracker_options: Any,
 ) -> AsyncIterator[Rig]:
     """The tracker as bot.py builds it; on PostgreSQL (or ``coordinated``) as one of several
@@ -132,10 +133,11 @@ async def rig(
     Started, the rig is yielded once its budget is held (its first calls then go out at once, as
     a test with a one-second deadline needs), unless ``holds_budget`` is False (a second rig)."""
     async with aiohttp.ClientSession() as session:
-        own_wan = wan is None
-        wan = wan or FakeWanServer(api_key=API_KEY, task_seconds=0.2)
+        own_wan = wan is None and wan_url is None
         if own_wan:
+            wan = FakeWanServer(api_key=API_KEY, task_seconds=0.2)
             await wan.start()
+        base_url = wan_url or wan.base_url
         own_store = store is None
         store_cm = Store.open(store_target(tmp_path)) if own_store else None
         if store_cm is not None:
@@ -148,7 +150,7 @@ async def rig(
             tracker_options.setdefault("owner", owner_id(True))
         client = WanClient(
             session,
-            base_url=wan.base_url,
+            base_url=base_url,
             api_key=API_KEY,
             limiter=RateLimiter(
                 config.max_rps, config.burst, admit=None if budget is None else budget.admit
@@ -184,14 +186,14 @@ async def rig(
                 if holds_budget:
                     await until(lambda: tracker.budget.held)
             earlier = WanClient(
-                session, base_url=wan.base_url, api_key=API_KEY, limiter=RateLimiter(200, 50)
+                session, base_url=base_url, api_key=API_KEY, limiter=RateLimiter(200, 50)
             )
             yield Rig(wan, store, tracker, service, events, session, earlier)
         finally:
             await tracker.stop()
             if store_cm is not None:
                 await store_cm.__aexit__(None, None, None)
-            if own_wan:
+            if own_wan and wan is not None:
                 await wan.close()
 
 
