@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.config import ConfigError, Settings, parse_shard_ids
+from core.config import ConfigError, Settings
+from core.shard_ids import parse_shard_ids
 
 REQUIRED = {"DISCORD_TOKEN": "discord-secret-token", "FREEPIK_API_KEY": "wan-secret-key"}
 

@@ -41,7 +41,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from core.config import SETTING_NAMES, parse_shard_ids
+from core.config import SETTING_NAMES
+from core.shard_ids import parse_shard_ids
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, MessageFlag, shard_of
 from tests.fakes.wan_server import FakeWanServer, RecordedRequest, fake_mp4_chunks
 from tests.postgres import fresh_database
