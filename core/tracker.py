@@ -43,10 +43,11 @@ from core.polling import PollPlanner, Watch
 from core.reads import Reads
 from core.runtimes import RunTimeModel
 from core.scheduling import Backoff, DueQueue, Scheduler, spawn
-from core.store import LOCAL_OWNER, AuditRecord, Store
+from core.store import LOCAL_OWNER, Store
 from core.store._signals import LocalSignals, SignalEvent, Signals
 from core.submissions import Submissions
 from core.tracker_config import TrackerConfig, tracker_config
+from core.tracker_endings import JobEndings
 from core.tracker_lanes import QUEUED_ACTIONS, Action, tracker_lanes
 from core.tracker_leases import LeaseHost
 from core.tracker_webhooks import TrackerWebhooks
@@ -67,7 +68,7 @@ log = logging.getLogger(__name__)
 UNEXPECTED = "something went wrong on our side; you were not charged"
 
 
-class Tracker(LeaseHost):
+class Tracker(LeaseHost, JobEndings):
     def __init__(
         self,
         store: Store,
@@ -348,49 +349,6 @@ class Tracker(LeaseHost):
                 await self.submissions.reconcile(job)
             case Action.DELIVER:
                 await self.deliveries.deliver(job)
-
-    # ----------------------------------------------------------------- endings and notices
-
-    async def _mark_told(self, job_id: str) -> None:
-        # Not fenced: the job has ended (no lease matters), and only the first mark counts.
-        await self.store.mark_user_notified(job_id, self._clock())
-        self.claims.forget(job_id)  # nothing left to do for it
-
-    async def fail(self, job: Job, reason: str) -> Job | None:
-        """Fail a job: refunded once, forgotten, and the user told. From an action of the job,
-        only under its lease (:class:`LeaseLost` when that is gone)."""
-        acting = job.id in self._running
-        fence = self.claims.fence(job.id) if acting else self.claims.fence_if_held(job.id)
-        return await self._end(job.id, JobState.FAILED, reason, fence=fence)
-
-    async def cancel(
-        self, job_id: str, reason: str, audit: AuditRecord | None = None
-    ) -> Job | None:
-        """Stop tracking a job and refund it, whichever process holds it (the transition wins
-        or loses as a whole). The API has no cancel: its task may still run."""
-        fence = self.claims.fence_if_held(job_id)
-        return await self._end(job_id, JobState.CANCELLED, reason, audit, fence=fence)
-
-    async def _end(
-        self,
-        job_id: str,
-        state: JobState,
-        reason: str,
-        audit: AuditRecord | None = None,
-        *,
-        fence: int | None,
-    ) -> Job | None:
-        updated = await self.store.transition(
-            job_id, state, self._clock(), audit=audit, error=reason[:500], fence=fence
-        )
-        self._unschedule(job_id)
-        if updated is None:
-            self.claims.forget(job_id)
-            return None
-        self.claims.ended(job_id)  # its lease (if ours) is kept until the requester is told
-        log.info("job %s %s: %s", job_id, state.value, reason)
-        self._notices.send(updated)
-        return updated
 
     # ----------------------------------------------------------------- for the actions
 
