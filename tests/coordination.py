@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,13 +56,6 @@ async def terminate_sessions(database_url: str, where: str, **params: object) ->
             return sum(1 for row in result if row[0])
     finally:
         await admin.dispose()
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Until ``predicate()`` holds (checked every 10 ms), or fail after ``timeout``."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 @dataclass(frozen=True)

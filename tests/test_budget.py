@@ -12,8 +12,9 @@ import pytest
 from core.budget import BudgetNotHeld, LocalBudget, PostgresBudget
 from core.ratelimit import WINDOW_SECONDS, RateLimiter
 from core.store._budget import BUDGET_KEY
-from tests.coordination import pg_engine, terminate_sessions, wait_for
+from tests.coordination import pg_engine, terminate_sessions
 from tests.test_ratelimit import FakeClock
+from tests.tracker_rig import until
 
 # The lock's session, as pg_locks shows a one-bigint advisory key (high and low 32 bits).
 HOLDER = (
@@ -98,14 +99,14 @@ async def test_one_process_holds_the_budget_and_the_other_takes_over_when_its_se
     None
 ):
     async with budgets(2) as ((first, second), timeline, url):
-        await wait_for(lambda: first.held)
+        await until(lambda: first.held, timeout=10)
         assert not second.held
         with pytest.raises(BudgetNotHeld):
             second.admit()
         first.admit()
         killed = time.monotonic()
         assert await terminate_sessions(url, HOLDER, **KEY) == 1
-        await wait_for(lambda: second.held)
+        await until(lambda: second.held, timeout=10)
         took = timeline.taken("p1") - killed
         print(f"budget taken over {took:.2f}s after the holder's session was ended")
         # The new holder waited a whole limiter window, and not much more.
@@ -115,7 +116,7 @@ async def test_one_process_holds_the_budget_and_the_other_takes_over_when_its_se
 
 async def test_a_holder_whose_session_breaks_refuses_calls_at_once() -> None:
     async with budgets(1) as ((budget,), _timeline, url):
-        await wait_for(lambda: budget.held)
+        await until(lambda: budget.held, timeout=10)
         told = asyncio.Event()
         budget.subscribe(lambda held: None if held else told.set())
         limiter = RateLimiter(1.0, 1, admit=budget.admit)
@@ -128,16 +129,16 @@ async def test_a_holder_whose_session_breaks_refuses_calls_at_once() -> None:
         with pytest.raises(BudgetNotHeld):
             await limiter.acquire()
         # Its own budget again (nobody else wants it), after a fresh window.
-        await wait_for(lambda: budget.held)
+        await until(lambda: budget.held, timeout=10)
 
 
 async def test_a_stopping_holder_hands_the_budget_over_at_once() -> None:
     async with budgets(3) as (started, timeline, _url):
-        await wait_for(lambda: any(budget.held for budget in started))
+        await until(lambda: any(budget.held for budget in started), timeout=10)
         holder = next(budget for budget in started if budget.held)
         stopped = time.monotonic()
         await holder.stop()
-        await wait_for(lambda: any(budget.held for budget in started))
+        await until(lambda: any(budget.held for budget in started), timeout=10)
         took = max(at for at, _who, held in timeline.changes if held) - stopped
         print(f"budget handed over {took:.2f}s after the holder stopped")
         assert took < 2.0

@@ -15,7 +15,8 @@ from core.store._signals import (
     parse_payload,
     payload,
 )
-from tests.coordination import pg_engine, terminate_sessions, wait_for
+from tests.coordination import pg_engine, terminate_sessions
+from tests.tracker_rig import until
 
 
 class Heard:
@@ -132,7 +133,7 @@ async def test_listening_resumes_after_the_server_ends_the_session() -> None:
             ended = await terminate_sessions(url, "query LIKE 'LISTEN%'")
             assert ended == 1
             await asyncio.wait_for(resumed.wait(), 10)  # told it may have missed signals
-            await wait_for(lambda: signals.listening)
+            await until(lambda: signals.listening, timeout=10)
             await signals.notify(SignalEvent.DELIVER, "j-5")
             assert await heard.next() == (SignalEvent.DELIVER, "j-5")
         finally:

@@ -25,10 +25,10 @@ from core.store import Store
 from core.tracker import VideoSource
 from core.wan import Task, TaskStatus
 from core.webhook_tokens import webhook_url_source
-from tests.coordination import FakeWanProcess, fake_wan_process, wait_for
+from tests.coordination import FakeWanProcess, fake_wan_process
 from tests.fakes.wan_server import FakeWanServer
 from tests.postgres import fresh_database
-from tests.tracker_rig import API_KEY, FAST, WHO, RecordingEvents, Rig, rig
+from tests.tracker_rig import API_KEY, FAST, WHO, RecordingEvents, Rig, rig, until
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {"QUOTA_MAX_CONCURRENT": "100", "QUOTA_DAILY_SECONDS": "9999"}
@@ -145,7 +145,7 @@ async def test_a_stopping_holder_hands_its_jobs_and_the_budget_over_within_the_r
         await all_in(first.store, jobs, JobState.SUBMITTED, 30, JobState.RUNNING)
         stopped = time.monotonic()
         await first.tracker.stop()
-        await wait_for(lambda: second.tracker.budget.held, timeout=5)
+        await until(lambda: second.tracker.budget.held, timeout=5)
         took = time.monotonic() - stopped
         await all_in(second.store, jobs, JobState.DELIVERED, timeout=60)
 
@@ -192,9 +192,9 @@ async def test_a_killed_trackers_jobs_are_taken_over_once_their_leases_expire(
             killed = time.monotonic()
             await asyncio.to_thread(worker.wait)
 
-        await wait_for(lambda: survivor.tracker.budget.held, timeout=5)
+        await until(lambda: survivor.tracker.budget.held, timeout=5)
         budget_taken = time.monotonic() - killed
-        await wait_for(lambda: len(survivor.tracker.claims) == len(jobs), timeout=lease + 10)
+        await until(lambda: len(survivor.tracker.claims) == len(jobs), timeout=lease + 10)
         jobs_taken = time.monotonic() - killed
         for task_id in wan.tasks:
             wan.complete(task_id)
@@ -247,7 +247,7 @@ async def test_a_tracker_whose_lease_was_taken_over_changes_nothing(tmp_path: Pa
         late_events = Gated()
         late.tracker.set_events(late_events)
         job = await late.accept()
-        await wait_for(lambda: len(wan.tasks) == 1)
+        await until(lambda: len(wan.tasks) == 1, timeout=10)
         wan.complete(next(iter(wan.tasks)))
         await asyncio.wait_for(late_events.entered.wait(), 10)  # delivering, under its lease
 
@@ -257,7 +257,7 @@ async def test_a_tracker_whose_lease_was_taken_over_changes_nothing(tmp_path: Pa
         await asyncio.wait_for(other_events.entered.wait(), 10)  # took the lease over
 
         late_events.gate.set()  # the late one's upload ends: it would record the delivery
-        await wait_for(lambda: late.tracker.stats()["running"] == 0)
+        await until(lambda: late.tracker.stats()["running"] == 0, timeout=10)
         assert job.id in late_events.delivered  # its upload did finish; its write did not count
         unchanged = await other.store.get_job(job.id)
         assert unchanged.state is JobState.COMPLETED and unchanged.delivered_message_id is None
