@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import pytest
 
 from core.ratelimit import WINDOW_SECONDS, Pace, RateLimiter
+from tests.rates import most_in_one_second
 
 
 class FakeClock:
@@ -34,16 +35,6 @@ class FakeClock:
 
 def limiter(clock: FakeClock, rate: float = 10.0, burst: int = 3) -> RateLimiter:
     return RateLimiter(rate, burst, clock=clock, sleep=clock.sleep)
-
-
-def most_in_one_second(starts: Sequence[float]) -> int:
-    ordered = sorted(starts)
-    most, first = 0, 0
-    for last, at in enumerate(ordered):
-        while at - ordered[first] >= 1.0 - 1e-9:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 async def starts_of(

@@ -13,6 +13,7 @@ import pytest
 
 from core.ratelimit import WINDOW_SECONDS, Pace
 from core.scheduling import AllGates, Backoff, DueQueue, Hold, Lane, Pool, Scheduler, spawn
+from tests.rates import most_in_one_second
 
 
 def test_a_due_queue_hands_out_the_earliest_first_and_a_put_replaces() -> None:
@@ -69,16 +70,6 @@ async def run_for(scheduler: Scheduler, recorder: Recorder, seconds: float, step
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         recorder.now = round(recorder.now + step, 6)
-
-
-def most_in_one_second(times: list[float]) -> int:
-    times = sorted(times)
-    most, first = 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] >= 1.0 - 1e-9:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 async def test_lanes_start_in_priority_order_within_the_pool() -> None:

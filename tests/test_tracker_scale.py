@@ -28,22 +28,13 @@ from core.webhook_tokens import webhook_url_source
 from tests.coordination import FakeWanProcess, fake_wan_process
 from tests.fakes.wan_server import FakeWanServer
 from tests.postgres import fresh_database
+from tests.rates import most_in_one_second
 from tests.tracker_rig import API_KEY, FAST, WHO, RecordingEvents, Rig, rig, until
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {"QUOTA_MAX_CONCURRENT": "100", "QUOTA_DAILY_SECONDS": "9999"}
 # The production budget (8 requests a second), which the tight read lag below saturates.
 BUDGET = dataclasses.replace(FAST, max_rps=8.0, burst=8)
-
-
-def most_in_one_second(times: Sequence[float]) -> int:
-    ordered = sorted(times)
-    most, first = 0, 0
-    for last, at in enumerate(ordered):
-        while at - ordered[first] >= 1.0:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 async def all_in(
