@@ -26,8 +26,7 @@ from core.metrics import Metrics
 from core.moderation import Moderation
 from core.ratelimit import RateLimiter
 from core.service import VideoService
-from core.store import Store, owner_id
-from core.store._signals import LocalSignals, PostgresSignals, Signals
+from core.store import LocalSignals, PostgresSignals, Signals, Store, owner_id
 from core.tracker import Tracker
 from core.tracker_config import tracker_config
 from core.wan import WanClient

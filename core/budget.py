@@ -31,8 +31,7 @@ from typing import Protocol, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.ratelimit import WINDOW_SECONDS
-from core.store._budget import ping, try_take_budget
-from core.store._sessions import open_dedicated, throw_away
+from core.store import open_dedicated, ping, throw_away, try_take_budget
 from core.wan_types import WanTransientError
 
 log = logging.getLogger(__name__)

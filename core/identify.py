@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.store._identify import IdentifyQueries
+from core.store import IdentifyQueries
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from core.config import Settings
 from core.startup_checks import DATABASE_ERRORS, describe_postgres_error
-from core.store import redact
-from core.store._copy import CopyRefused, copy_sqlite_to_postgres
+from core.store import CopyRefused, copy_sqlite_to_postgres, redact
 
 log = logging.getLogger(__name__)
 

@@ -43,8 +43,7 @@ from core.polling import PollPlanner, Watch
 from core.reads import Reads
 from core.runtimes import RunTimeModel
 from core.scheduling import Backoff, DueQueue, Scheduler, spawn
-from core.store import LOCAL_OWNER, Store
-from core.store._signals import LocalSignals, SignalEvent, Signals
+from core.store import LOCAL_OWNER, LocalSignals, SignalEvent, Signals, Store
 from core.submissions import Submissions
 from core.tracker_config import TrackerConfig, tracker_config
 from core.tracker_endings import JobEndings

@@ -14,8 +14,7 @@ from core.claims import Claims
 from core.jobs import Job, JobState
 from core.notices import Notices
 from core.scheduling import Pool, Scheduler, spawn
-from core.store import Store
-from core.store._signals import SignalEvent, Signals
+from core.store import SignalEvent, Signals, Store
 from core.tracker_config import TrackerConfig
 from core.tracker_webhooks import TrackerWebhooks
 

@@ -18,8 +18,7 @@ from typing import Protocol
 from core.claims import LeaseLost
 from core.jobs import Job
 from core.scheduling import spawn
-from core.store import Store
-from core.store._signals import SignalEvent, Signals
+from core.store import SignalEvent, Signals, Store
 from core.submissions import Submissions
 from core.wan import Task
 from core.webhook_tokens import token_digest

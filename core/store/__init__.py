@@ -30,13 +30,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from core.store._audit import AuditQueries
+from core.store._budget import ping, try_take_budget
 from core.store._characters import CharacterQueries
+from core.store._copy import CopyRefused, copy_sqlite_to_postgres
 from core.store._db import Database, database_url, redact
 from core.store._hints import HintQueries
+from core.store._identify import IdentifyQueries
 from core.store._jobs import JobQueries
 from core.store._leases import LOCAL_OWNER, LeaseQueries, owner_id
 from core.store._ledger import LedgerObserver, LedgerQueries
 from core.store._moderation import ModerationQueries
+from core.store._sessions import open_dedicated, throw_away
+from core.store._signals import LocalSignals, PostgresSignals, SignalEvent, Signals
 from core.store.types import (
     AuditEntry,
     AuditRecord,
@@ -71,32 +76,43 @@ __all__ = [
     "CapExceeded",
     "Character",
     "CharacterQueries",
+    "CopyRefused",
     "Database",
     "DaySpend",
     "Files",
     "GuildSettings",
     "HintQueries",
+    "IdentifyQueries",
     "JobQueries",
     "Lease",
     "LeaseQueries",
     "LedgerEntry",
     "LedgerQueries",
+    "LocalSignals",
     "ModerationQueries",
     "NameTaken",
     "NewCharacter",
     "NewJob",
+    "PostgresSignals",
     "QuotaExceeded",
     "QuotaLimits",
+    "SignalEvent",
+    "Signals",
     "Store",
     "TooManyJobs",
     "UsageRow",
     "UserOverride",
+    "copy_sqlite_to_postgres",
     "database_url",
     "day_end",
     "next_utc_midnight",
+    "open_dedicated",
     "owner_id",
+    "ping",
     "quota_advice",
     "redact",
+    "throw_away",
+    "try_take_budget",
     "utc_day",
 ]
 
